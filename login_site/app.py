@@ -1,0 +1,94 @@
+"""The application factory: a short list of ``setup`` calls, each in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from login_site import db
+from login_site import i18n
+from login_site import tenancy
+from login_site.config import load_settings
+from login_site.connections.base import setup_strategies
+from login_site.errors import error_page
+from login_site.errors import register_error_handlers
+from login_site.login import flow
+from login_site.oauth.server import setup_oauth
+from login_site.security import headers
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str((config or {}).get("INSTANCE_PATH") or ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    load_settings(app, config)
+    _setup_proxy(app)
+    db.init_app(app)
+    tenancy.init_app(app)
+    i18n.init_app(app)
+    headers.init_app(app)
+    _setup_login(app)
+    setup_strategies()
+    setup_oauth(app)
+    register_error_handlers(app)
+    _register_blueprints(app)
+    return app
+
+
+def _setup_proxy(app: Flask) -> None:
+    """``X-Forwarded-*`` is trusted only for as many proxies as configured."""
+    counts = {
+        k: int(app.config[f"PROXY_FIX_X_{k.upper()}"]) for k in ("for", "proto", "host", "port")
+    }
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=counts["for"],
+            x_proto=counts["proto"],
+            x_host=counts["host"],
+            x_port=counts["port"],
+        )
+
+
+def _setup_login(app: Flask) -> None:
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    login_manager.user_loader(flow.load_user)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):
+        return error_page(
+            "Your session expired",
+            "The form was too old or came from another page. Go back, reload and try again.",
+            400,
+        )
+
+
+def _register_blueprints(app: Flask) -> None:
+    from login_site.login.views import bp as login_bp
+    from login_site.oauth.views import bp as oauth_bp
+
+    app.register_blueprint(login_bp)
+    app.register_blueprint(oauth_bp)
+    csrf.exempt(oauth_bp)
+    # /authorize accepts a cross-site POST by design (OIDC Core §3.1.2.1).
+    csrf.exempt("login_site.login.views.authorize_endpoint")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}

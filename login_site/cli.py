@@ -1,0 +1,123 @@
+"""``login-site``: schema, configuration as code, keys, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+from flask.cli import with_appcontext
+
+from login_site import migrate
+from login_site.app import create_app
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True)
+def main() -> None:
+    """Manage a login_site installation."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade the schema (alembic)."""
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION."""
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and report, change nothing.")
+@click.option("--allow-delete", is_flag=True, help="Delete objects missing from the file.")
+@click.option(
+    "--keywords",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON mapping of keyword replacements.",
+)
+@with_appcontext
+def import_command(file: Path, dry_run: bool, allow_delete: bool, keywords: Path | None) -> None:
+    """Import a tenant configuration file (Auth0 Deploy CLI style YAML)."""
+    from login_site import tenant_config
+
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    try:
+        report = tenant_config.import_file(
+            current_app._get_current_object(),
+            file,
+            keywords_file=keywords,
+            allow_delete=allow_delete,
+            dry_run=dry_run,
+        )
+    except tenant_config.ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for line in report.lines():
+        click.echo(line)
+
+
+@main.command("export")
+@click.option("--tenant", "tenant_name", help="Tenant name (default: the only tenant).")
+@click.option("--export-secrets", is_flag=True, help="Write secrets instead of placeholders.")
+@click.option("--export-ids", is_flag=True, help="Write client ids.")
+@with_appcontext
+def export_command(tenant_name: str | None, export_secrets: bool, export_ids: bool) -> None:
+    """Export a tenant as YAML on standard output."""
+    from login_site import tenant_config
+
+    try:
+        text = tenant_config.export_yaml(
+            current_app._get_current_object(),
+            tenant_name,
+            export_secrets=export_secrets,
+            export_ids=export_ids,
+        )
+    except tenant_config.ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(text, nl=False)
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--tenant", "tenant_name", required=True)
+@with_appcontext
+def keys_rotate(tenant_name: str) -> None:
+    """Make a new current signing key; the old one stays published as previous."""
+    from sqlalchemy import select
+
+    from login_site.db import session_scope
+    from login_site.models import Tenant
+    from login_site.oauth.keys import rotate
+    from login_site.vault import keyring
+
+    app = current_app._get_current_object()
+    with session_scope(app) as session:
+        tenant = session.execute(
+            select(Tenant).where(Tenant.name == tenant_name)
+        ).scalar_one_or_none()
+        if tenant is None:
+            click.echo(f"error: no tenant named {tenant_name}", err=True)
+            sys.exit(1)
+        key = rotate(session, tenant, keyring())
+        click.echo(f"new current key {key.kid}")

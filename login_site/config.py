@@ -1,0 +1,105 @@
+"""Settings: defaults < instance/config.py < LOGIN_SITE_* environment variables.
+
+This module is the only reader of the environment. Without configuration the
+service runs on the embedded default: a SQLite file and generated secrets in the
+instance folder (secrets written once, mode 0600, and reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+ENV_PREFIX = "LOGIN_SITE"
+SECRETS_FILE = "secrets.json"
+
+DEFAULTS: dict[str, Any] = {
+    # Storage
+    "DATABASE_URL": None,  # default: sqlite:///<instance>/login_site.db
+    "REDIS_URL": None,
+    # Secrets (generated into instance/secrets.json when absent)
+    "SECRET_KEY": None,
+    "ENCRYPTION_KEYS": None,  # list of Fernet keys, newest first
+    # Passwords: OWASP's argon2id floor (19 MiB, t=2, p=1)
+    "ARGON2_MEMORY_COST_KIB": 19456,
+    "ARGON2_TIME_COST": 2,
+    "ARGON2_PARALLELISM": 1,
+    # Lifetimes
+    "CODE_TTL_SECONDS": 60,
+    "LOGIN_TRANSACTION_TTL_SECONDS": 3600,
+    "ACCESS_TOKEN_TTL_SECONDS": 86400,
+    "ID_TOKEN_TTL_SECONDS": 36000,
+    "SESSION_LIFETIME_HOURS": 168,
+    "SESSION_IDLE_HOURS": 72,
+    # HTTP
+    "PROXY_FIX_X_FOR": 0,  # number of trusted proxies; 0 = ignore X-Forwarded-*
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_NAME": "login_site_session",
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "LANGUAGES": ["en", "fr"],
+}
+
+
+def _generated_secrets(instance_path: Path) -> dict[str, Any]:
+    """Secrets for the embedded default, created once and reused across restarts."""
+    path = instance_path / SECRETS_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    instance_path.mkdir(parents=True, exist_ok=True)
+    data = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    return data
+
+
+def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
+    """Fill ``app.config`` in the documented order and check it."""
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    # JSON-decoded values, e.g. LOGIN_SITE_ENCRYPTION_KEYS='["k1","k2"]'
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    if not app.config["SECRET_KEY"] or not app.config["ENCRYPTION_KEYS"]:
+        generated = _generated_secrets(instance)
+        for key in ("SECRET_KEY", "ENCRYPTION_KEYS"):
+            if not app.config[key]:
+                app.config[key] = generated[key]
+    if isinstance(app.config["ENCRYPTION_KEYS"], str):
+        app.config["ENCRYPTION_KEYS"] = [
+            k.strip() for k in app.config["ENCRYPTION_KEYS"].split(",") if k.strip()
+        ]
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'login_site.db'}"
+
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # bound to the session instead
+    app.config["BABEL_DEFAULT_LOCALE"] = "en"
+    _check(app.config)
+
+
+def _check(config: dict[str, Any]) -> None:
+    if len(str(config["SECRET_KEY"])) < 32:
+        raise RuntimeError("LOGIN_SITE_SECRET_KEY must be at least 32 characters")
+    for key in config["ENCRYPTION_KEYS"]:
+        Fernet(key)  # raises ValueError on a malformed key
+    if config["ARGON2_MEMORY_COST_KIB"] < 19456 or config["ARGON2_TIME_COST"] < 2:
+        if not config.get("TESTING"):
+            raise RuntimeError("argon2 parameters below OWASP's floor (19 MiB, t=2)")

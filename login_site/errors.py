@@ -1,0 +1,180 @@
+"""Errors are values with one mapping: OAuth JSON, a readable page, or a validated redirect.
+
+Views raise; :func:`register_error_handlers` turns every error into a response. Nothing
+else builds error bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from authlib.oauth2 import OAuth2Error
+from flask import Flask
+from flask import jsonify
+from flask import render_template
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("login_site")
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+def safe_description(text: str) -> str:
+    """Printable ASCII only, no CR/LF/TAB (RFC 6749 §4.1.2.1)."""
+    return _UNSAFE.sub(" ", text)[:400]
+
+
+class LoginSiteError(Exception):
+    error = "server_error"
+    status = 400
+    description = "The request could not be processed."
+
+    def __init__(self, description: str | None = None, *, status: int | None = None):
+        super().__init__(description or self.description)
+        if description:
+            self.description = description
+        if status:
+            self.status = status
+
+
+class InvalidRequest(LoginSiteError):
+    error = "invalid_request"
+
+
+class InvalidClient(LoginSiteError):
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(LoginSiteError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(LoginSiteError):
+    error = "unauthorized_client"
+
+
+class UnsupportedResponseType(LoginSiteError):
+    error = "unsupported_response_type"
+
+
+class InvalidScope(LoginSiteError):
+    error = "invalid_scope"
+
+
+class AccessDenied(LoginSiteError):
+    error = "access_denied"
+    status = 403
+
+
+class LoginRequired(LoginSiteError):
+    error = "login_required"
+
+
+class ConsentRequired(LoginSiteError):
+    error = "consent_required"
+
+
+class RequestNotSupported(LoginSiteError):
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(LoginSiteError):
+    error = "request_uri_not_supported"
+
+
+class InvalidToken(LoginSiteError):
+    error = "invalid_token"
+    status = 401
+
+
+class TooManyRequests(LoginSiteError):
+    error = "too_many_requests"
+    status = 429
+
+
+class PageError(LoginSiteError):
+    """Shown as a readable page, never redirected: the client or redirect is not trusted."""
+
+    def __init__(self, title: str, description: str, *, status: int = 400, error: str = ""):
+        super().__init__(description, status=status)
+        self.title = title
+        self.error = error or "invalid_request"
+
+
+def wants_json() -> bool:
+    if request.path.startswith(
+        ("/oauth/", "/userinfo", "/.well-known/", "/api/", "/dbconnections")
+    ):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_page(title: str, description: str, status: int):
+    body = render_template("errors/error.html", title=title, description=description)
+    return body, status, {"Cache-Control": "no-store"}
+
+
+def error_json(error: str, description: str, status: int, headers: dict | None = None):
+    response = jsonify(error=error, error_description=safe_description(description))
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(PageError)
+    def _page(exc: PageError):
+        log.info("rejected event=page_error error=%s path=%s", exc.error, request.path)
+        return error_page(exc.title, exc.description, exc.status)
+
+    @app.errorhandler(LoginSiteError)
+    def _ours(exc: LoginSiteError):
+        log.info("rejected event=%s path=%s", exc.error, request.path)
+        if wants_json():
+            return error_json(exc.error, exc.description, exc.status)
+        return error_page(exc.error.replace("_", " ").capitalize(), exc.description, exc.status)
+
+    @app.errorhandler(OAuth2Error)
+    def _authlib(exc: OAuth2Error):
+        status = exc.status_code or 400
+        log.info("rejected event=%s path=%s", exc.error, request.path)
+        headers = dict(exc.get_headers())
+        headers.pop("Content-Type", None)
+        return error_json(exc.error, exc.get_error_description() or exc.error, status, headers)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        if wants_json():
+            error = {
+                404: "not_found",
+                405: "method_not_allowed",
+                413: "request_too_large",
+                414: "request_too_large",
+                431: "request_too_large",
+            }.get(status, "invalid_request")
+            response = error_json(error, exc.description or exc.name, status)
+        else:
+            response = error_page(exc.name, exc.description or exc.name, status)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            if isinstance(response, tuple):
+                body, code, headers = response
+                headers["Allow"] = ", ".join(exc.valid_methods)
+                return body, code, headers
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Unexpected errors are logged server-side and answered generically.
+        log.exception("unexpected error path=%s", request.path)
+        if wants_json():
+            return error_json("server_error", "Internal error.", 500)
+        return error_page("Something went wrong", "Please try again in a moment.", 500)

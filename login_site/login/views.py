@@ -1,0 +1,213 @@
+"""Universal login: ``/authorize`` and the hosted login page."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+
+from login_site import accounts
+from login_site import passwords
+from login_site.connections.base import LoginFailed
+from login_site.connections.base import get_strategy
+from login_site.connections.database import SignupRejected
+from login_site.connections.database import signup as database_signup
+from login_site.db import get_db
+from login_site.db import utcnow
+from login_site.errors import LoginRequired
+from login_site.errors import LoginSiteError
+from login_site.login import flow
+from login_site.login import pages
+from login_site.login import transaction
+from login_site.oauth import authorize
+from login_site.oauth.authorize import RedirectError
+from login_site.tenancy import current_tenant
+from login_site.tenancy import issuer
+
+bp = Blueprint("login", __name__)
+
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_PRIMARY = "#4f46e5"
+
+
+@bp.errorhandler(RedirectError)
+def _redirect_error(exc: RedirectError):
+    return authorize.error_response(exc)
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize_endpoint():
+    args = request.args if request.method == "GET" else request.form
+    db = get_db()
+    areq = authorize.parse(db, current_tenant(), args, issuer())
+    g.ui_locales = areq.ui_locales
+    record = flow.current_login_session()
+    if flow.session_satisfies(areq, record):
+        return flow.finish(areq, record)
+    if "none" in areq.prompt:
+        raise RedirectError(areq.target, LoginRequired("Login required."), issuer())
+    tx_id = transaction.create(
+        db, current_tenant(), areq, current_app.config["LOGIN_TRANSACTION_TTL_SECONDS"]
+    )
+    return redirect(
+        url_for("login.login_page", state=tx_id, client=areq.client.client_id, protocol="oauth2"),
+        code=302,
+    )
+
+
+def _render(
+    tx,
+    areq,
+    *,
+    screen: str,
+    error: str | None = None,
+    status: int = 200,
+    identifier: str | None = None,
+    email: str | None = None,
+    username: str | None = None,
+    rules=None,
+):
+    db = get_db()
+    tenant = current_tenant()
+    available = pages.offers(db, tenant, areq.client, only=areq.connection)
+    database = pages.database_offer(tenant, available, areq.connection)
+    options = database.connection.options if database else {}
+    signup_allowed = bool(database) and not options.get("disable_signup")
+    if screen == "signup" and not signup_allowed:
+        screen = "login"
+    body = render_template(
+        "login/login.html",
+        tenant=tenant,
+        client=areq.client,
+        state=tx.id,
+        screen=screen,
+        database=database,
+        others=[o for o in available if o.kind != "database"],
+        has_any=bool(available),
+        requires_username=bool(options.get("requires_username")),
+        signup_allowed=signup_allowed,
+        policy=[passwords.describe(r) for r in passwords.policy_rules(options, "")],
+        policy_rules=passwords.policy_rules(options, ""),
+        policy_options=options,
+        error=error,
+        failed_rules=[passwords.describe(r) for r in rules or []],
+        identifier=identifier if identifier is not None else (areq.login_hint or ""),
+        email=email if email is not None else (areq.login_hint or ""),
+        username=username or "",
+    )
+    return body, status
+
+
+@bp.get("/login")
+def login_page():
+    db = get_db()
+    tx, areq = transaction.load(db, current_tenant(), request.args.get("state"))
+    g.ui_locales = areq.ui_locales
+    screen = request.args.get("screen") or ("signup" if areq.screen_hint == "signup" else "login")
+    return _render(tx, areq, screen="signup" if screen == "signup" else "login")
+
+
+@bp.get("/branding.css")
+def branding():
+    """The tenant's colours as CSS variables (a file, so the CSP needs no inline styles)."""
+    colours = (current_tenant().setting("branding") or {}).get("colors") or {}
+    primary = colours.get("primary", "")
+    if not HEX_COLOUR.match(primary or ""):
+        primary = DEFAULT_PRIMARY
+    css = f":root {{ --primary: {primary}; }}\n"
+    return Response(
+        css, 200, {"Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=60"}
+    )
+
+
+@bp.post("/login")
+def login_submit():
+    db = get_db()
+    tenant = current_tenant()
+    tx, areq = transaction.load(db, tenant, request.form.get("state"))
+    g.ui_locales = areq.ui_locales
+    available = pages.offers(db, tenant, areq.client, only=areq.connection)
+    database = pages.database_offer(tenant, available, areq.connection)
+    if database is None or request.form.get("connection") != database.connection.name:
+        return _render(
+            tx,
+            areq,
+            screen="login",
+            status=400,
+            error=_("This sign-in method is not available for this application."),
+        )
+    conn = database.connection
+    if request.form.get("action") == "signup":
+        return _signup(tx, areq, conn)
+    identifier = request.form.get("username", "")
+    try:
+        profile = get_strategy(conn.strategy).complete(conn, tx, request.form)
+    except LoginFailed as failure:
+        db.rollback()
+        message = (
+            _("Your account is blocked. Contact the administrator.")
+            if failure.reason == "blocked"
+            else _("Wrong email or password.")
+        )
+        return _render(tx, areq, screen="login", status=400, error=message, identifier=identifier)
+    user = accounts.user_for_identity(db, conn, profile.user_id)
+    return _complete(tx, areq, user, conn.name)
+
+
+def _signup(tx, areq, conn):
+    db = get_db()
+    email = request.form.get("email", "")
+    username = request.form.get("username") or None
+    try:
+        user = database_signup(
+            db,
+            current_tenant(),
+            conn,
+            email=email,
+            password=request.form.get("password", ""),
+            username=username,
+        )
+    except SignupRejected as exc:
+        db.rollback()
+        return _render(
+            tx,
+            areq,
+            screen="signup",
+            status=400,
+            error=_(exc.message),
+            email=email,
+            username=username,
+            rules=exc.rules,
+        )
+    except accounts.UserExists:
+        db.rollback()
+        return _render(
+            tx,
+            areq,
+            screen="signup",
+            status=400,
+            email=email,
+            username=username,
+            error=_("We could not create this account. If you already have one, log in."),
+        )
+    db.commit()
+    return _complete(tx, areq, user, conn.name)
+
+
+def _complete(tx, areq, user, connection_name: str):
+    db = get_db()
+    record = flow.establish(user, connection_name)
+    tx.completed_at = utcnow()
+    db.commit()
+    try:
+        return flow.finish(areq, record)
+    except LoginSiteError as exc:  # pragma: no cover - defensive: deliver to the app
+        raise RedirectError(areq.target, exc, issuer()) from exc

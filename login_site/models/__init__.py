@@ -1,0 +1,35 @@
+"""One module per aggregate; importing this package registers every table on ``Base``."""
+
+from login_site.models.client import Client
+from login_site.models.connection import Connection
+from login_site.models.connection import ConnectionClient
+from login_site.models.grant import AccessToken
+from login_site.models.grant import AuthorizationCode
+from login_site.models.grant import LoginSession
+from login_site.models.grant import LoginTransaction
+from login_site.models.key import SigningKey
+from login_site.models.resource_server import ClientGrant
+from login_site.models.resource_server import ResourceServer
+from login_site.models.tenant import Tenant
+from login_site.models.tenant import TenantHost
+from login_site.models.user import DatabaseCredential
+from login_site.models.user import Identity
+from login_site.models.user import User
+
+__all__ = [
+    "AccessToken",
+    "AuthorizationCode",
+    "Client",
+    "ClientGrant",
+    "Connection",
+    "ConnectionClient",
+    "DatabaseCredential",
+    "Identity",
+    "LoginSession",
+    "LoginTransaction",
+    "ResourceServer",
+    "SigningKey",
+    "Tenant",
+    "TenantHost",
+    "User",
+]

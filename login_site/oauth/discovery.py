@@ -1,0 +1,47 @@
+"""OpenID Provider metadata (Discovery 1.0 §3, RFC 8414), per tenant issuer."""
+
+from __future__ import annotations
+
+from login_site.oauth.tokens import SCOPE_CLAIMS
+
+
+def openid_configuration(issuer: str) -> dict:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}authorize",
+        "token_endpoint": f"{issuer}oauth/token",
+        "userinfo_endpoint": f"{issuer}userinfo",
+        "jwks_uri": f"{issuer}.well-known/jwks.json",
+        "end_session_endpoint": f"{issuer}v2/logout",
+        "scopes_supported": [
+            "openid",
+            "profile",
+            "email",
+            "phone",
+            "name",
+            "given_name",
+            "family_name",
+            "nickname",
+            "email_verified",
+            "picture",
+        ],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post", "web_message"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": sorted(
+            {"aud", "auth_time", "exp", "iat", "iss", "sub", "nonce", "sid", "at_hash", "azp"}
+            | {c for names in SCOPE_CLAIMS.values() for c in names}
+        ),
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "claims_parameter_supported": False,
+    }

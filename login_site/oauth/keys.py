@@ -1,0 +1,108 @@
+"""Tenant signing keys (RS256 only: Auth0 SDKs parse every JWKS key as RSA)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import RSAKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from login_site.db import utcnow
+from login_site.models import SigningKey
+from login_site.models import Tenant
+from login_site.vault import Keyring
+
+DEFAULT_KEY_SIZE = 2048
+PUBLISHED_STATES = ("next", "current", "previous")
+_PUBLIC_MEMBERS = ("kty", "n", "e")
+
+
+def _kid(public_jwk: dict) -> str:
+    """RFC 7638 thumbprint: stable and unique per key."""
+    canonical = '{{"e":"{}","kty":"RSA","n":"{}"}}'.format(public_jwk["e"], public_jwk["n"])
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def generate_key(
+    db: Session,
+    tenant: Tenant,
+    ring: Keyring,
+    *,
+    state: str = "current",
+    key_size: int = DEFAULT_KEY_SIZE,
+) -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=max(key_size, 2048))
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    full = RSAKey.import_key(pem).as_dict(private=False)
+    public = {k: full[k] for k in _PUBLIC_MEMBERS}
+    key = SigningKey(
+        kid=_kid(public),
+        tenant_id=tenant.id,
+        alg="RS256",
+        state=state,
+        public_jwk=public,
+        private_pem_enc=ring.encrypt(pem),
+    )
+    db.add(key)
+    db.flush()
+    return key
+
+
+def ensure_signing_key(db: Session, tenant: Tenant, ring: Keyring) -> SigningKey:
+    key = current_key(db, tenant.id)
+    if key is None:
+        size = (tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE)
+        key = generate_key(db, tenant, ring, key_size=int(size))
+    return key
+
+
+def current_key(db: Session, tenant_id: str) -> SigningKey | None:
+    return db.execute(
+        select(SigningKey)
+        .where(SigningKey.tenant_id == tenant_id, SigningKey.state == "current")
+        .order_by(SigningKey.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def rotate(db: Session, tenant: Tenant, ring: Keyring) -> SigningKey:
+    """The current key becomes previous (still published) and a new one is current."""
+    old = current_key(db, tenant.id)
+    if old is not None:
+        old.state = "previous"
+        old.rotated_at = utcnow()
+    return generate_key(db, tenant, ring)
+
+
+def private_key(key: SigningKey, ring: Keyring) -> RSAKey:
+    return RSAKey.import_key(ring.decrypt(key.private_pem_enc), {"kid": key.kid, "alg": key.alg})
+
+
+def jwks(db: Session, tenant_id: str) -> dict:
+    keys = db.execute(
+        select(SigningKey)
+        .where(SigningKey.tenant_id == tenant_id, SigningKey.state.in_(PUBLISHED_STATES))
+        .order_by(SigningKey.created_at)
+    ).scalars()
+    return {
+        "keys": [
+            {
+                "alg": k.alg,
+                "kty": "RSA",
+                "use": "sig",
+                "n": k.public_jwk["n"],
+                "e": k.public_jwk["e"],
+                "kid": k.kid,
+            }
+            for k in keys
+        ]
+    }

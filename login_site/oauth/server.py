@@ -1,0 +1,341 @@
+"""All authlib wiring in one place (canaille's layout).
+
+authlib runs the token endpoint's protocol checks; we supply storage hooks and
+policy, and override its lax defaults: exact redirect URIs, PKCE S256 only and
+required for public clients, codes spent atomically, secrets compared in
+constant time, JSON bodies accepted (Auth0 SDKs send JSON), repeated
+parameters and query-string secrets rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from functools import cached_property
+
+from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request as flask_request
+from sqlalchemy import select
+from sqlalchemy import update
+
+from login_site.db import get_db
+from login_site.db import utcnow
+from login_site.models import AccessToken
+from login_site.models import AuthorizationCode
+from login_site.models import Client
+from login_site.models import User
+from login_site.oauth import tokens
+from login_site.security.secrets import same
+from login_site.security.secrets import sha256_hex
+from login_site.tenancy import issuer
+from login_site.vault import keyring
+
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+class ClientAdapter(ClientMixin):
+    """authlib's view of our :class:`Client`."""
+
+    def __init__(self, client: Client):
+        self.model = client
+
+    def get_client_id(self):
+        return self.model.client_id
+
+    def get_default_redirect_uri(self):
+        return None  # never default (OIDC Core §3.1.2.1)
+
+    def get_allowed_scope(self, scope):
+        return scope
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uri in (self.model.callbacks or [])
+
+    def check_client_secret(self, client_secret):
+        if self.model.is_public or not self.model.client_secret_enc:
+            return False
+        return same(keyring().decrypt(self.model.client_secret_enc), client_secret)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        if self.model.is_public:
+            return method == "none"
+        # A confidential client may present its secret by either transport (compat §0.3).
+        return method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type):
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type):
+        return grant_type in (self.model.grant_types or [])
+
+
+class CodeAdapter:
+    def __init__(self, row: AuthorizationCode):
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self):
+        return self.row.redirect_uri
+
+    def get_scope(self):
+        return self.row.scope
+
+
+class Payload(OAuth2Payload):
+    def __init__(self, data: dict[str, str]):
+        self._data = data
+
+    @property
+    def data(self):
+        return self._data
+
+    @cached_property
+    def datalist(self):
+        values = defaultdict(list)
+        for key, value in self._data.items():
+            values[key].append(value)
+        return values
+
+
+class TokenRequest(OAuth2Request):
+    """A token request from a form or JSON body, checked before authlib sees it."""
+
+    def __init__(self, data: dict[str, str]):
+        # Skip authlib's transport check: TLS is terminated in front of us and the
+        # issuer's scheme follows the request (compat §0.1).
+        self.method = flask_request.method
+        self.uri = flask_request.url
+        self.headers = flask_request.headers
+        self._body = None
+        self.payload = Payload(data)
+        self.client = None
+        self.auth_method = None
+        self.user = None
+        self.authorization_code = None
+        self.refresh_token = None
+        self.credential = None
+        self._scope = None
+
+    @property
+    def args(self):
+        return flask_request.args
+
+    @property
+    def form(self):
+        return self.payload.data
+
+
+def read_body() -> dict[str, str]:
+    """Form or JSON body as single values; ``null``/``""`` mean absent (compat §0.2)."""
+    if any(k in flask_request.args for k in ("client_secret", "code", "password")):
+        raise InvalidRequestError("Credentials are not accepted in the query string.")
+    if flask_request.is_json:
+        try:
+            raw = json.loads(flask_request.get_data(as_text=False) or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError("The request body is not valid JSON.") from exc
+        if not isinstance(raw, dict):
+            raise InvalidRequestError("The request body must be a JSON object.")
+        data = {}
+        for key, value in raw.items():
+            if value is None or value == "":
+                continue
+            if isinstance(value, bool | int | float):
+                value = json.dumps(value)
+            if not isinstance(value, str):
+                raise InvalidRequestError(f"Invalid value for {str(key)[:40]}.")
+            data[str(key)] = value
+        return data
+    form = flask_request.form
+    data = {}
+    for key in form:
+        values = form.getlist(key)
+        if len(values) > 1:
+            raise InvalidRequestError(f"The {key[:40]} parameter was sent more than once.")
+        if values[0] != "":
+            data[key] = values[0]
+    return data
+
+
+def check_single_client_auth(data: dict[str, str]) -> None:
+    header = flask_request.headers.get("Authorization", "")
+    if header.lower().startswith("basic ") and "client_secret" in data:
+        raise InvalidClientError(description="Use one client authentication method only.")
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    def save_authorization_code(self, code, request):  # pragma: no cover - we issue codes
+        raise NotImplementedError("codes are issued by login_site.oauth.authorize")
+
+    def query_authorization_code(self, code, client):
+        """Spend the code with one conditional UPDATE: only one request can win."""
+        db = get_db()
+        code_hash = sha256_hex(code)
+        now = utcnow()
+        spent = db.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == code_hash,
+                AuthorizationCode.tenant_id == g.tenant.id,
+                AuthorizationCode.client_pk == client.model.id,
+                AuthorizationCode.used_at.is_(None),
+                AuthorizationCode.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        db.commit()
+        row = db.get(AuthorizationCode, code_hash)
+        if spent.rowcount != 1:
+            if row is not None and row.used_at is not None and row.client_pk == client.model.id:
+                # A replayed code revokes what it produced (RFC 6749 §4.1.2).
+                db.execute(
+                    update(AccessToken)
+                    .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
+                db.commit()
+            return None
+        return CodeAdapter(row)
+
+    def delete_authorization_code(self, authorization_code):
+        """Already spent in :meth:`query_authorization_code`."""
+
+    def authenticate_user(self, authorization_code):
+        user = get_db().get(User, authorization_code.row.user_pk)
+        if user is None or user.blocked or user.tenant_id != g.tenant.id:
+            return None
+        return user
+
+    def generate_token(
+        self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True
+    ):
+        code = self.request.authorization_code.row
+        lifetime = current_app.config["ACCESS_TOKEN_TTL_SECONDS"]
+        access_token = tokens.issue_access_token(
+            get_db(),
+            g.tenant,
+            keyring(),
+            issuer=issuer(),
+            client=self.request.client.model,
+            user=user,
+            scope=code.scope,
+            audience=code.audience,
+            lifetime=lifetime,
+            code_hash=code.code_hash,
+            session_sid=code.session_sid,
+        )
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": code.scope,
+        }
+
+    def save_token(self, token):
+        """Stored by :func:`tokens.issue_access_token`; commit it with the ID token."""
+
+
+class StrictCodeChallenge(CodeChallenge):
+    """S256 only; a verifier for a code issued without a challenge is an invalid grant."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_verifier(self, grant, result):
+        verifier = grant.request.form.get("code_verifier")
+        code = grant.request.authorization_code
+        if verifier and not code.code_challenge:
+            raise InvalidGrantError("A code_verifier was sent for a code issued without PKCE.")
+        return super().validate_code_verifier(grant, result)
+
+
+class IdTokenExtension:
+    """Adds the RS256 ID token when ``openid`` was granted (OIDC Core §3.1.3.3)."""
+
+    def __call__(self, grant):
+        grant.register_hook("after_create_token_response", self.process_token)
+
+    def process_token(self, grant, response):
+        _, token, _ = response
+        code = grant.request.authorization_code.row
+        if "openid" not in code.scope.split():
+            get_db().commit()
+            return
+        token["id_token"] = tokens.id_token(
+            get_db(),
+            g.tenant,
+            keyring(),
+            issuer=issuer(),
+            client=grant.request.client.model,
+            user=grant.request.user,
+            scope=code.scope,
+            nonce=code.nonce,
+            auth_time=int(code.auth_time.timestamp()),
+            sid=code.session_sid,
+            access_token=token["access_token"],
+            lifetime=current_app.config["ID_TOKEN_TTL_SECONDS"],
+        )
+        get_db().commit()
+
+
+class AuthorizationServer(_AuthorizationServer):
+    def query_client(self, client_id):
+        if not client_id:
+            return None
+        client = (
+            get_db()
+            .execute(
+                select(Client).where(Client.tenant_id == g.tenant.id, Client.client_id == client_id)
+            )
+            .scalar_one_or_none()
+        )
+        return ClientAdapter(client) if client else None
+
+    def save_token(self, token, request):
+        """Tokens are stored by the grants."""
+
+    def create_oauth2_request(self, request):
+        data = read_body()
+        check_single_client_auth(data)
+        return TokenRequest(data)
+
+    def create_json_request(self, request):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def handle_response(self, status_code, payload, headers):
+        body = json.dumps(payload) if isinstance(payload, dict) else payload
+        response = Response(body, status=status_code, mimetype="application/json")
+        for key, value in headers:
+            response.headers[key] = value
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    def send_signal(self, name, *args, **kwargs):
+        """No signals."""
+
+
+def setup_oauth(app: Flask) -> None:
+    server = AuthorizationServer()
+    server.register_grant(
+        AuthorizationCodeGrant, [StrictCodeChallenge(required=True), IdTokenExtension()]
+    )
+    app.extensions["login_site.oauth"] = server
+
+
+def authorization_server() -> AuthorizationServer:
+    return current_app.extensions["login_site.oauth"]

@@ -1,0 +1,178 @@
+"""ID tokens, access tokens and the claims they carry (compat §12)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from datetime import timedelta
+from typing import Any
+
+from joserfc import jwt
+from sqlalchemy.orm import Session
+
+from login_site.db import utcnow
+from login_site.models import AccessToken
+from login_site.models import Client
+from login_site.models import Tenant
+from login_site.models import User
+from login_site.models.ids import new_id
+from login_site.models.ids import new_secret
+from login_site.oauth import keys
+from login_site.security.secrets import sha256_hex
+from login_site.vault import Keyring
+
+# Standard claims released per scope (OIDC Core §5.4).
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": (
+        "name",
+        "given_name",
+        "family_name",
+        "middle_name",
+        "nickname",
+        "preferred_username",
+        "profile",
+        "picture",
+        "website",
+        "gender",
+        "birthdate",
+        "zoneinfo",
+        "locale",
+        "updated_at",
+    ),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
+
+
+def _iso(dt) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """``sub`` plus the claims the scope allows (used in ID tokens and userinfo)."""
+    scopes = set(scope.split())
+    available: dict[str, Any] = {
+        "name": user.name,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "nickname": user.nickname,
+        "preferred_username": user.username,
+        "picture": user.picture,
+        "updated_at": _iso(user.updated_at) if user.updated_at else None,
+        "email": user.email,
+        "email_verified": bool(user.email_verified) if user.email else None,
+        "phone_number": user.phone_number,
+        "phone_number_verified": bool(user.phone_verified) if user.phone_number else None,
+    }
+    claims: dict[str, Any] = {"sub": user.user_id}
+    for scope_name, names in SCOPE_CLAIMS.items():
+        if scope_name in scopes:
+            for name in names:
+                if available.get(name) is not None:
+                    claims[name] = available[name]
+    return claims
+
+
+def half_hash(value: str) -> str:
+    """``at_hash``/``c_hash`` for RS256 (OIDC Core §3.1.3.6)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def sign(db: Session, tenant: Tenant, ring: Keyring, claims: dict, typ: str = "JWT") -> str:
+    key = keys.ensure_signing_key(db, tenant, ring)
+    header = {"alg": "RS256", "typ": typ, "kid": key.kid}
+    return jwt.encode(header, claims, keys.private_key(key, ring), algorithms=["RS256"])
+
+
+def id_token(
+    db: Session,
+    tenant: Tenant,
+    ring: Keyring,
+    *,
+    issuer: str,
+    client: Client,
+    user: User,
+    scope: str,
+    nonce: str | None,
+    auth_time: int,
+    sid: str | None,
+    access_token: str | None,
+    lifetime: int,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = user_claims(user, scope)
+    claims.update(
+        {
+            "iss": issuer,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + lifetime,
+            "auth_time": int(auth_time),
+        }
+    )
+    if nonce:
+        claims["nonce"] = nonce
+    if sid:
+        claims["sid"] = sid
+    if access_token:
+        claims["at_hash"] = half_hash(access_token)
+    return sign(db, tenant, ring, claims)
+
+
+def issue_access_token(
+    db: Session,
+    tenant: Tenant,
+    ring: Keyring,
+    *,
+    issuer: str,
+    client: Client,
+    user: User | None,
+    scope: str,
+    audience: str | None,
+    lifetime: int,
+    code_hash: str | None = None,
+    session_sid: str | None = None,
+) -> str:
+    """Opaque (stored hashed, valid at /userinfo) without an audience; a JWT for an API."""
+    now = utcnow()
+    record = AccessToken(
+        tenant_id=tenant.id,
+        client_pk=client.id,
+        user_pk=user.id if user else None,
+        scope=scope,
+        audience=audience,
+        code_hash=code_hash,
+        issued_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+        lifetime_seconds=lifetime,
+        session_sid=session_sid,
+    )
+    if audience:
+        jti = new_id()
+        iat = int(now.timestamp())
+        aud: list[str] | str = [audience]
+        if "openid" in scope.split():
+            aud = [audience, f"{issuer}userinfo"]
+        claims = {
+            "iss": issuer,
+            "sub": user.user_id if user else f"{client.client_id}@clients",
+            "aud": aud,
+            "azp": client.client_id,
+            "iat": iat,
+            "exp": iat + lifetime,
+            "scope": scope,
+            "jti": jti,
+        }
+        if user is None:
+            claims["gty"] = "client-credentials"
+        token = sign(db, tenant, ring, claims, typ="at+jwt")
+        record.jti = jti
+    else:
+        token = new_secret()
+    record.token_hash = sha256_hex(token)
+    db.add(record)
+    return token

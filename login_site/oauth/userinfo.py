@@ -1,0 +1,50 @@
+"""``/userinfo`` (OIDC Core §5.3): bearer from the header or the form body (RFC 6750 §2)."""
+
+from __future__ import annotations
+
+from flask import request
+from sqlalchemy.orm import Session
+
+from login_site.db import utcnow
+from login_site.errors import InvalidRequest
+from login_site.errors import InvalidToken
+from login_site.models import AccessToken
+from login_site.models import Tenant
+from login_site.models import User
+from login_site.oauth import tokens
+from login_site.security.secrets import sha256_hex
+
+MAX_TOKEN_LENGTH = 8192
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    from_header = header[7:].strip() if header[:7].lower() == "bearer " else None
+    from_body = request.form.get("access_token") if request.method == "POST" else None
+    if from_header and from_body:
+        raise InvalidRequest("Send the access token in one place only.")
+    token = from_header or from_body
+    if not token:
+        raise InvalidToken("Missing access token.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("Invalid access token.")
+    return token
+
+
+def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
+    """Every token we issued is recorded by hash, JWT ones too, so one lookup
+    decides: an ID token or another tenant's token finds no row."""
+    record = db.get(AccessToken, sha256_hex(token))
+    if (
+        record is None
+        or record.tenant_id != tenant.id
+        or record.revoked_at is not None
+        or record.expires_at <= utcnow()
+        or record.user_pk is None
+        or "openid" not in record.scope.split()
+    ):
+        raise InvalidToken("Invalid or expired access token.")
+    user = db.get(User, record.user_pk)
+    if user is None or user.blocked:
+        raise InvalidToken("Invalid or expired access token.")
+    return tokens.user_claims(user, record.scope)
