@@ -9,6 +9,7 @@ from flask import current_app
 from flask import g
 from flask import request
 from flask_babel import Babel
+from flask_babel import get_locale
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
@@ -25,3 +26,4 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
