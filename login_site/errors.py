@@ -30,6 +30,7 @@ class LoginSiteError(Exception):
     error = "server_error"
     status = 400
     description = "The request could not be processed."
+    headers: dict[str, str] = {}
 
     def __init__(self, description: str | None = None, *, status: int | None = None):
         super().__init__(description or self.description)
@@ -89,6 +90,10 @@ class InvalidToken(LoginSiteError):
     error = "invalid_token"
     status = 401
 
+    @property
+    def headers(self) -> dict[str, str]:  # RFC 6750 §3
+        return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
+
 
 class TooManyRequests(LoginSiteError):
     error = "too_many_requests"
@@ -138,12 +143,13 @@ def register_error_handlers(app: Flask) -> None:
     def _ours(exc: LoginSiteError):
         log.info("rejected event=%s path=%s", exc.error, request.path)
         if wants_json():
-            return error_json(exc.error, exc.description, exc.status)
+            return error_json(exc.error, exc.description, exc.status, exc.headers)
         return error_page(exc.error.replace("_", " ").capitalize(), exc.description, exc.status)
 
     @app.errorhandler(OAuth2Error)
     def _authlib(exc: OAuth2Error):
-        status = exc.status_code or 400
+        # Client authentication failures are always 401 (RFC 6749 §5.2, compat §2.2).
+        status = 401 if exc.error == "invalid_client" else exc.status_code or 400
         log.info("rejected event=%s path=%s", exc.error, request.path)
         headers = dict(exc.get_headers())
         headers.pop("Content-Type", None)

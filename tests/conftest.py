@@ -40,10 +40,15 @@ BASE_CONFIG = {
 }
 
 
-def seed(app, live_hosts: tuple[str, ...] = ()) -> None:
+def seed(app, live_hosts: tuple[str, ...] = (), port: int | None = None) -> None:
+    """Import the test tenants. With a live server ``port``, T1 also answers on
+    ``127.0.0.1:port`` and T2 on ``localhost:port`` (for clients that cannot resolve
+    ``*.localhost``, which Chromium can)."""
     keywords = {
-        "T1_HOSTS": [T1, *[f"t1.{h}" for h in live_hosts]],
-        "T2_HOSTS": [T2, *[f"t2.{h}" for h in live_hosts]],
+        "T1_HOSTS": [T1, *[f"t1.{h}" for h in live_hosts]]
+        + ([f"127.0.0.1:{port}"] if port else []),
+        "T2_HOSTS": [T2, *[f"t2.{h}" for h in live_hosts]]
+        + ([f"localhost:{port}"] if port else []),
     }
     for name in ("t1.yaml", "t2.yaml"):
         tenant_config.import_text(app, (FIXTURES / name).read_text(), keywords=keywords)
@@ -161,7 +166,13 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, tenant: str = "t1", path: str = "/") -> str:
+        """For the browser: ``http://t1.localhost:PORT/path``."""
         return f"http://{tenant}.localhost:{self.port}{path}"
+
+    def api_url(self, tenant: str = "t1", path: str = "/") -> str:
+        """For Python HTTP clients, which do not resolve ``*.localhost``."""
+        host = {"t1": "127.0.0.1", "t2": "localhost"}[tenant]
+        return f"http://{host}:{self.port}{path}"
 
     def __enter__(self):
         self.thread.start()
@@ -181,7 +192,7 @@ def live_server(request, tmp_path):
     app = _app_for(backend_name, request, tmp_path)
     server = LiveServer(app)
     # Add the port-specific hosts for this server to both tenants.
-    seed(app, ("localhost", f"localhost:{server.port}"))
+    seed(app, ("localhost", f"localhost:{server.port}"), port=server.port)
     with server:
         yield server
     app.extensions["login_site.engine"].dispose()

@@ -9,6 +9,7 @@ parameters and query-string secrets rejected.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from functools import cached_property
@@ -31,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from login_site.db import get_db
+from login_site.errors import safe_description
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import AuthorizationCode
@@ -43,6 +45,11 @@ from login_site.tenancy import issuer
 from login_site.vault import keyring
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+DEFAULT_DESCRIPTIONS = {
+    "unsupported_grant_type": "Unsupported grant_type.",
+    "invalid_client": "Client authentication failed.",
+    "invalid_grant": "Invalid authorization code.",
+}
 
 
 class ClientAdapter(ClientMixin):
@@ -170,10 +177,25 @@ def read_body() -> dict[str, str]:
     return data
 
 
-def check_single_client_auth(data: dict[str, str]) -> None:
+def check_client_auth_header(data: dict[str, str]) -> None:
+    """One authentication method per request, and a well-formed Basic header
+    (authlib's parser raises on some malformed ones)."""
     header = flask_request.headers.get("Authorization", "")
-    if header.lower().startswith("basic ") and "client_secret" in data:
-        raise InvalidClientError(description="Use one client authentication method only.")
+    parts = header.split(None, 1)
+    if not parts or parts[0].lower() != "basic":
+        return
+    if "client_secret" in data:
+        raise InvalidClientError(
+            description="Use one client authentication method only.", status_code=401
+        )
+    try:
+        decoded = base64.b64decode(parts[1].strip(), validate=True).decode()
+    except (IndexError, ValueError, UnicodeDecodeError):
+        decoded = ""
+    if ":" not in decoded:
+        raise InvalidClientError(
+            description="Malformed Basic authorization header.", status_code=401
+        )
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -310,13 +332,23 @@ class AuthorizationServer(_AuthorizationServer):
 
     def create_oauth2_request(self, request):
         data = read_body()
-        check_single_client_auth(data)
+        check_client_auth_header(data)
         return TokenRequest(data)
 
     def create_json_request(self, request):  # pragma: no cover - not used
         raise NotImplementedError
 
     def handle_response(self, status_code, payload, headers):
+        if isinstance(payload, dict) and "error" in payload:
+            payload = {
+                **payload,
+                "error_description": safe_description(
+                    payload.get("error_description")
+                    or DEFAULT_DESCRIPTIONS.get(payload["error"], "The request was rejected.")
+                ),
+            }
+            if payload["error"] == "invalid_client":
+                status_code = 401
         body = json.dumps(payload) if isinstance(payload, dict) else payload
         response = Response(body, status=status_code, mimetype="application/json")
         for key, value in headers:
