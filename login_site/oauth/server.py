@@ -32,8 +32,8 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from login_site.db import get_db
-from login_site.errors import safe_description
 from login_site.db import utcnow
+from login_site.errors import safe_description
 from login_site.models import AccessToken
 from login_site.models import AuthorizationCode
 from login_site.models import Client

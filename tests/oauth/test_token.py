@@ -449,14 +449,14 @@ def test_id_tokens_verify_with_an_independent_library(live_server):
         },
     )
     code = query_of(done.headers["Location"])["code"]
-    metadata = requests.get(base + ".well-known/openid-configuration").json()
+    metadata = requests.get(base + ".well-known/openid-configuration", timeout=10).json()
     rp = OAuth2Session(
         "spa", token_endpoint_auth_method="none", redirect_uri="http://127.0.0.1:8765/cb"
     )
     token = rp.fetch_token(metadata["token_endpoint"], code=code, code_verifier=verifier)
     from authlib.oidc.core import CodeIDToken
 
-    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"]).json())
+    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"], timeout=10).json())
     decoded = jwt.decode(token["id_token"], keys, algorithms=["RS256"])
     claims = decoded.claims
     checked = CodeIDToken(
