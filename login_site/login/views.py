@@ -94,16 +94,19 @@ def _render(
         has_any=bool(available),
         requires_username=bool(options.get("requires_username")),
         signup_allowed=signup_allowed,
-        policy=[passwords.describe(r) for r in passwords.policy_rules(options, "")],
-        policy_rules=passwords.policy_rules(options, ""),
-        policy_options=options,
+        policy=[(r, _describe(r)) for r in passwords.policy_rules(options, "")],
         error=error,
-        failed_rules=[passwords.describe(r) for r in rules or []],
+        failed_rules=[_describe(r) for r in rules or []],
         identifier=identifier if identifier is not None else (areq.login_hint or ""),
         email=email if email is not None else (areq.login_hint or ""),
         username=username or "",
     )
     return body, status
+
+
+def _describe(rule: passwords.Rule) -> str:
+    """A policy rule in the page's language."""
+    return _(rule.message) % rule.format if rule.format else _(rule.message)
 
 
 @bp.get("/login")
