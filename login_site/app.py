@@ -18,6 +18,7 @@ from login_site.config import load_settings
 from login_site.connections.base import setup_strategies
 from login_site.errors import error_page
 from login_site.errors import register_error_handlers
+from login_site.i18n import N_
 from login_site.login import flow
 from login_site.oauth.server import setup_oauth
 from login_site.security import headers
@@ -73,8 +74,8 @@ def _setup_login(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
         return error_page(
-            "Your session expired",
-            "The form was too old or came from another page. Go back, reload and try again.",
+            N_("Your session expired"),
+            N_("The form was too old or came from another page. Go back, reload and try again."),
             400,
         )
 

@@ -16,6 +16,8 @@ from flask import render_template
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from login_site.i18n import N_
+
 log = logging.getLogger("login_site")
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
@@ -183,4 +185,4 @@ def register_error_handlers(app: Flask) -> None:
         log.exception("unexpected error path=%s", request.path)
         if wants_json():
             return error_json("server_error", "Internal error.", 500)
-        return error_page("Something went wrong", "Please try again in a moment.", 500)
+        return error_page(N_("Something went wrong"), N_("Please try again in a moment."), 500)

@@ -14,6 +14,11 @@ from flask_babel import get_locale
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 
+def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
 def select_locale() -> str:
     supported = current_app.config["LANGUAGES"]
     for tag in (getattr(g, "ui_locales", None) or "").split():

@@ -11,6 +11,8 @@ from argon2.exceptions import VerificationError
 from argon2.exceptions import VerifyMismatchError
 from flask import current_app
 
+from login_site.i18n import N_
+
 # Verified as typed, never truncated; this bound only keeps hashing cheap to refuse.
 MAX_PASSWORD_BYTES = 1024
 
@@ -92,7 +94,7 @@ def policy_rules(options: dict, password: str) -> list[Rule]:
     rules = [
         Rule(
             "lengthAtLeast",
-            "At least %d characters in length",
+            N_("At least %d characters in length"),
             (min_length,),
             len(password) >= min_length,
         )
@@ -108,7 +110,7 @@ def policy_rules(options: dict, password: str) -> list[Rule]:
         rules.append(
             Rule(
                 "containsAtLeast",
-                "Contain at least %d of the following %d types of characters:",
+                N_("Contain at least %d of the following %d types of characters:"),
                 (3, 3),
                 ok,
             )
@@ -118,7 +120,7 @@ def policy_rules(options: dict, password: str) -> list[Rule]:
         rules.append(
             Rule(
                 "containsAtLeast",
-                "Contain at least %d of the following %d types of characters:",
+                N_("Contain at least %d of the following %d types of characters:"),
                 (3, 4),
                 ok,
             )
@@ -127,7 +129,7 @@ def policy_rules(options: dict, password: str) -> list[Rule]:
         rules.append(
             Rule(
                 "identicalChars",
-                'No more than %d identical characters in a row (e.g., "%s" not allowed)',
+                N_('No more than %d identical characters in a row (e.g., "%s" not allowed)'),
                 (2, "aaa"),
                 not re.search(r"(.)\1\1", password),
             )

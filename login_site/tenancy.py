@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from login_site.db import get_db
 from login_site.errors import PageError
+from login_site.i18n import N_
 from login_site.models import Tenant
 from login_site.models import TenantHost
 
@@ -48,8 +49,8 @@ def init_app(app: Flask) -> None:
         tenant = tenant_for_host(get_db(), request.host)
         if tenant is None:
             raise PageError(
-                "Not found",
-                "There is no login service at this address.",
+                N_("Not found"),
+                N_("There is no login service at this address."),
                 status=404,
                 error="not_found",
             )

@@ -14,6 +14,7 @@ from login_site.connections.base import LoginFailed
 from login_site.connections.base import Profile
 from login_site.connections.base import Step
 from login_site.db import get_db
+from login_site.i18n import N_
 from login_site.models import Connection
 from login_site.models import Identity
 from login_site.models import LoginTransaction
@@ -137,20 +138,20 @@ def signup(
     or :class:`accounts.UserExists` (nothing written in either case)."""
     options = conn.options or {}
     if options.get("disable_signup"):
-        raise SignupRejected("signup_disabled", "public signup is disabled")
+        raise SignupRejected("signup_disabled", N_("public signup is disabled"))
     email = (email or "").strip()
     if not accounts.valid_email(email):
-        raise SignupRejected("bad.email", "Enter a valid email address.")
+        raise SignupRejected("bad.email", N_("Enter a valid email address."))
     if options.get("requires_username"):
         if not username or not accounts.valid_username(username, options):
-            raise SignupRejected("bad.username", "Enter a valid username.")
+            raise SignupRejected("bad.username", N_("Enter a valid username."))
     elif username:
-        raise SignupRejected("bad.username", "This connection does not use usernames.")
+        raise SignupRejected("bad.username", N_("This connection does not use usernames."))
     if passwords.too_long(password):
-        raise SignupRejected("invalid_password", "The password is too long.")
+        raise SignupRejected("invalid_password", N_("The password is too long."))
     failed = passwords.policy_errors(options, password)
     if failed:
-        raise SignupRejected("invalid_password", "The password is too weak.", failed)
+        raise SignupRejected("invalid_password", N_("The password is too weak."), failed)
     data = accounts.SignupData(
         email=email,
         username=username,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from login_site.db import utcnow
 from login_site.errors import PageError
+from login_site.i18n import N_
 from login_site.models import Client
 from login_site.models import LoginTransaction
 from login_site.models import Tenant
@@ -20,9 +21,11 @@ from login_site.security.secrets import sha256_hex
 BROWSER_KEY = "bx"
 
 EXPIRED = PageError(
-    "Your login took too long",
-    "This login page has expired or was opened in another browser. "
-    "Go back to the application and start again.",
+    N_("Your login took too long"),
+    N_(
+        "This login page has expired or was opened in another browser. "
+        "Go back to the application and start again."
+    ),
 )
 
 

@@ -34,6 +34,7 @@ from login_site.errors import RequestUriNotSupported
 from login_site.errors import UnauthorizedClient
 from login_site.errors import UnsupportedResponseType
 from login_site.errors import safe_description
+from login_site.i18n import N_
 from login_site.models import AuthorizationCode
 from login_site.models import Client
 from login_site.models import Connection
@@ -149,23 +150,25 @@ def check_size(args: MultiDict) -> None:
     for name, value in args.items(multi=True):
         if len(name) > 100 or len(value) > MAX_PARAM_LENGTH:
             raise PageError(
-                "Request too large", "A parameter of this request is too long.", status=414
+                N_("Request too large"), N_("A parameter of this request is too long."), status=414
             )
 
 
 def check_client(db: Session, tenant: Tenant, args: MultiDict) -> Client:
     if len(args.getlist("client_id")) > 1:
-        raise PageError("Invalid request", "The client_id parameter was sent more than once.")
+        raise PageError(
+            N_("Invalid request"), N_("The client_id parameter was sent more than once.")
+        )
     client_id = _single(args, "client_id")
     if not client_id:
-        raise PageError("Invalid request", "The request has no client_id.")
+        raise PageError(N_("Invalid request"), N_("The request has no client_id."))
     client = db.execute(
         select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
     ).scalar_one_or_none()
     if client is None:
         raise PageError(
-            "Unknown application",
-            "The application that sent you here is not registered with this service.",
+            N_("Unknown application"),
+            N_("The application that sent you here is not registered with this service."),
         )
     return client
 
@@ -173,19 +176,21 @@ def check_client(db: Session, tenant: Tenant, args: MultiDict) -> Client:
 def check_redirect_uri(client: Client, args: MultiDict) -> str:
     values = args.getlist("redirect_uri")
     if len(values) > 1:
-        raise PageError("Invalid request", "The redirect_uri parameter was sent more than once.")
+        raise PageError(
+            N_("Invalid request"), N_("The redirect_uri parameter was sent more than once.")
+        )
     redirect_uri = values[0] if values else ""
     if not redirect_uri:
         # OIDC Core §3.1.2.1: required; never default to a registered one for OpenID requests.
         scope = (_single(args, "scope") or "").split()
         if "openid" in scope or len(client.callbacks or []) != 1:
-            raise PageError("Invalid request", "The request has no redirect_uri.")
+            raise PageError(N_("Invalid request"), N_("The request has no redirect_uri."))
         return client.callbacks[0]
     # Exact string comparison against the registered callbacks (RFC 9700 §2.1).
     if redirect_uri not in (client.callbacks or []):
         raise PageError(
-            "Callback URL mismatch",
-            "The redirect_uri is not one of the callback URLs registered for this application.",
+            N_("Callback URL mismatch"),
+            N_("The redirect_uri is not one of the callback URLs registered for this application."),
         )
     return redirect_uri
 
@@ -267,13 +272,13 @@ def check_connection(db: Session, tenant: Tenant, client: Client, args: MultiDic
     if conn is None or client.id not in conn.enabled_client_ids:
         # compat §1.1: a 400 page, never a login through that connection.
         raise PageError(
-            "Connection not available",
-            "The requested connection is not enabled for this application.",
+            N_("Connection not available"),
+            N_("The requested connection is not enabled for this application."),
         )
     if get_strategy(conn.strategy) is None:
         raise PageError(
-            "Connection not available",
-            "The requested connection is not available yet on this service.",
+            N_("Connection not available"),
+            N_("The requested connection is not available yet on this service."),
         )
     return name
 
