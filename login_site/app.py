@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from login_site import db
+from login_site import events
 from login_site import i18n
 from login_site import tenancy
 from login_site.config import load_settings
@@ -38,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     load_settings(app, config)
     _setup_proxy(app)
+    events.init_app(app)
     db.init_app(app)
     tenancy.init_app(app)
     i18n.init_app(app)

@@ -129,11 +129,6 @@ def keys_rotate(tenant_name: str) -> None:
 def demo_command(port: int, rp_port: int) -> None:
     """Run the demo tenant and a demo application on localhost (embedded default config)."""
     # No app context from the group: the demo builds its own app, after creating the schema.
-    from login_site.demo import DemoError
     from login_site.demo import run_demo
 
-    try:
-        run_demo(port=port, rp_port=rp_port, echo=click.echo)
-    except DemoError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    run_demo(port=port, rp_port=rp_port, echo=click.echo)

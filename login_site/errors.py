@@ -16,6 +16,7 @@ from flask import render_template
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from login_site.events import event
 from login_site.i18n import N_
 
 log = logging.getLogger("login_site")
@@ -138,12 +139,12 @@ def error_json(error: str, description: str, status: int, headers: dict | None =
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PageError)
     def _page(exc: PageError):
-        log.info("rejected event=page_error error=%s path=%s", exc.error, request.path)
+        event("request_rejected", "page", error=exc.error, path=request.path)
         return error_page(exc.title, exc.description, exc.status)
 
     @app.errorhandler(LoginSiteError)
     def _ours(exc: LoginSiteError):
-        log.info("rejected event=%s path=%s", exc.error, request.path)
+        event("request_rejected", exc.error, path=request.path)
         if wants_json():
             return error_json(exc.error, exc.description, exc.status, exc.headers)
         return error_page(exc.error.replace("_", " ").capitalize(), exc.description, exc.status)
@@ -152,7 +153,7 @@ def register_error_handlers(app: Flask) -> None:
     def _authlib(exc: OAuth2Error):
         # Client authentication failures are always 401 (RFC 6749 §5.2, compat §2.2).
         status = 401 if exc.error == "invalid_client" else exc.status_code or 400
-        log.info("rejected event=%s path=%s", exc.error, request.path)
+        event("request_rejected", exc.error, path=request.path)
         headers = dict(exc.get_headers())
         headers.pop("Content-Type", None)
         return error_json(exc.error, exc.get_error_description() or exc.error, status, headers)

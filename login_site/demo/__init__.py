@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from login_site import migrate
@@ -42,6 +43,14 @@ PLACEHOLDERS = {
     "GOOGLE_CLIENT_SECRET": "not-configured",
     "ACME_OIDC_CLIENT_SECRET": "not-configured",
 }
+
+
+class PathOnlyLogHandler(WSGIRequestHandler):
+    """Request log without query strings: they carry codes and state (STYLE §3)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s', self.command, path, code)
 
 
 def new_password() -> str:
@@ -97,10 +106,6 @@ def seed_demo(app: Flask, keywords: dict[str, Any], port: int, rp_port: int) -> 
     return report.lines()
 
 
-class DemoError(RuntimeError):
-    """The demo cannot start (a port in use); the message says what to change."""
-
-
 def run_demo(
     host: str = "localhost",
     port: int = DEFAULT_PORT,
@@ -118,8 +123,12 @@ def run_demo(
         client_secret=keywords["DEMO_WEB_CLIENT_SECRET"],
         rp_base=f"http://localhost:{rp_port}",
     )
-    # Listen first, so a busy port fails before any work is done.
-    servers = _listen(host, [(port, app, "--port"), (rp_port, rp, "--rp-port")])
+    # Listen first, so a busy port fails before any work is done (werkzeug prints which
+    # port and exits).
+    servers = [
+        make_server(host, port, app, threaded=True, request_handler=PathOnlyLogHandler),
+        make_server(host, rp_port, rp, threaded=True, request_handler=PathOnlyLogHandler),
+    ]
     try:
         lines = seed_demo(app, keywords, port, rp_port)
     except BaseException:
@@ -146,20 +155,6 @@ def run_demo(
         echo("stopping")
     finally:
         _stop(servers, threads)
-
-
-def _listen(host: str, apps: list[tuple[int, Flask, str]]) -> list[BaseWSGIServer]:
-    servers: list[BaseWSGIServer] = []
-    for port, wsgi_app, option in apps:
-        try:
-            servers.append(make_server(host, port, wsgi_app, threaded=True))
-        except OSError as exc:
-            for server in servers:
-                server.server_close()
-            raise DemoError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); choose another {option}"
-            ) from exc
-    return servers
 
 
 def _stop(servers: list[BaseWSGIServer], threads: list[threading.Thread]) -> None:

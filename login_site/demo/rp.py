@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
+import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask
@@ -86,9 +87,9 @@ def create_rp(issuer: str, client_secret: str, rp_base: str) -> Flask:
             token = provider.authorize_access_token()
             userinfo = dict(provider.userinfo(token=token))
         except OAuthError as exc:
-            return render_template_string(
-                PAGE, issuer=issuer, error=f"{exc.error}: {exc.description or ''}"
-            ), 400
+            return _failed(f"{exc.error}: {exc.description or ''}")
+        except requests.RequestException as exc:
+            return _failed(f"the authorization server did not answer as expected ({exc})")
         session.clear()
         session[TOKENS_KEY] = {
             "id_token": token["id_token"],
@@ -98,6 +99,9 @@ def create_rp(issuer: str, client_secret: str, rp_base: str) -> Flask:
             "userinfo": userinfo,
         }
         return redirect(url_for("home"))
+
+    def _failed(message: str):
+        return render_template_string(PAGE, issuer=issuer, error=message), 400
 
     @app.get("/logout")
     def logout():
@@ -118,6 +122,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo app · login_site</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --accent: #4f46e5; }
   * { box-sizing: border-box; }
@@ -159,7 +164,7 @@ PAGE = """<!doctype html>
 {% elif tokens %}
   <section class="card">
     <h1>Hello, {{ tokens.claims.get("name") or tokens.claims.get("email") }}</h1>
-    <p>Signed in as <strong>{{ tokens.claims.get("email") }}</strong>. The ID token below was
+    <p>Signed in as <strong>{{ tokens.claims.get("email") }}</strong>. The ID token was
        verified against the provider's JWKS (signature, issuer, audience and nonce).</p>
   </section>
   <section class="card">
@@ -171,7 +176,8 @@ PAGE = """<!doctype html>
     <pre id="userinfo">{{ userinfo }}</pre>
   </section>
   <section class="card">
-    <h2>Access token{% if tokens.expires_in %} (expires in {{ tokens.expires_in }} s){% endif %}</h2>
+    <h2>Access token
+      {%- if tokens.expires_in %} (expires in {{ tokens.expires_in }} s){% endif %}</h2>
     <pre class="token" id="access-token">{{ tokens.access_token }}</pre>
   </section>
   <section class="card">

@@ -24,6 +24,7 @@ from login_site.db import get_db
 from login_site.db import utcnow
 from login_site.errors import LoginRequired
 from login_site.errors import LoginSiteError
+from login_site.events import event
 from login_site.login import flow
 from login_site.login import pages
 from login_site.login import transaction
@@ -40,6 +41,7 @@ DEFAULT_PRIMARY = "#4f46e5"
 
 @bp.errorhandler(RedirectError)
 def _redirect_error(exc: RedirectError):
+    event("authorize", exc.error.error, client_id=g.get("client_id"))
     return authorize.error_response(exc)
 
 
@@ -47,6 +49,7 @@ def _redirect_error(exc: RedirectError):
 def authorize_endpoint():
     args = request.args if request.method == "GET" else request.form
     db = get_db()
+    g.client_id = args.get("client_id")
     areq = authorize.parse(db, current_tenant(), args, issuer())
     g.ui_locales = areq.ui_locales
     record = flow.current_login_session()
@@ -155,6 +158,13 @@ def login_submit():
         profile = get_strategy(conn.strategy).complete(conn, tx, request.form)
     except LoginFailed as failure:
         db.rollback()
+        event(
+            "login",
+            "failure",
+            reason=failure.reason,
+            connection=conn.name,
+            client_id=areq.client.client_id,
+        )
         message = (
             _("Your account is blocked. Contact the administrator.")
             if failure.reason == "blocked"
@@ -180,6 +190,7 @@ def _signup(tx, areq, conn):
         )
     except SignupRejected as exc:
         db.rollback()
+        event("signup", "rejected", reason=exc.code, connection=conn.name)
         return _render(
             tx,
             areq,
@@ -192,6 +203,7 @@ def _signup(tx, areq, conn):
         )
     except accounts.UserExists:
         db.rollback()
+        event("signup", "exists", connection=conn.name)
         return _render(
             tx,
             areq,
@@ -202,12 +214,20 @@ def _signup(tx, areq, conn):
             error=_("We could not create this account. If you already have one, log in."),
         )
     db.commit()
+    event("signup", "success", user_id=user.user_id, connection=conn.name)
     return _complete(tx, areq, user, conn.name)
 
 
 def _complete(tx, areq, user, connection_name: str):
     db = get_db()
     record = flow.establish(user, connection_name)
+    event(
+        "login",
+        "success",
+        user_id=user.user_id,
+        connection=connection_name,
+        client_id=areq.client.client_id,
+    )
     tx.completed_at = utcnow()
     db.commit()
     try:

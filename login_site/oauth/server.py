@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections import defaultdict
 from functools import cached_property
 
@@ -34,6 +35,7 @@ from sqlalchemy import update
 from login_site.db import get_db
 from login_site.db import utcnow
 from login_site.errors import safe_description
+from login_site.events import event
 from login_site.models import AccessToken
 from login_site.models import AuthorizationCode
 from login_site.models import Client
@@ -349,6 +351,9 @@ class AuthorizationServer(_AuthorizationServer):
             }
             if payload["error"] == "invalid_client":
                 status_code = 401
+            event("token", payload["error"], grant_type=flask_request.form.get("grant_type"))
+        else:
+            event("token", "issued", grant_type="authorization_code")
         body = json.dumps(payload) if isinstance(payload, dict) else payload
         response = Response(body, status=status_code, mimetype="application/json")
         for key, value in headers:
@@ -362,6 +367,8 @@ class AuthorizationServer(_AuthorizationServer):
 
 
 def setup_oauth(app: Flask) -> None:
+    # authlib logs issued tokens at DEBUG ("Issue token {...}"): never let them reach a log.
+    logging.getLogger("authlib").setLevel(logging.WARNING)
     server = AuthorizationServer()
     server.register_grant(
         AuthorizationCodeGrant, [StrictCodeChallenge(required=True), IdTokenExtension()]

@@ -10,6 +10,7 @@ from flask import request
 from sqlalchemy import select
 
 from login_site.db import get_db
+from login_site.events import event
 from login_site.login import flow
 from login_site.models import Client
 from login_site.oauth import keys
@@ -59,6 +60,7 @@ def logout():
     db = get_db()
     tenant = current_tenant()
     flow.end()
+    event("logout", "success", client_id=request.args.get("client_id"))
     return_to = request.args.get("returnTo")
     client_id = request.args.get("client_id")
     allowed: list[str] = []

@@ -1,0 +1,43 @@
+"""One structured log line per security event (STYLE §3 Logging).
+
+Fields are ids and outcomes only: never passwords, codes, tokens, cookies or emails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+
+from flask import Flask
+from flask import g
+from flask import has_request_context
+from flask import request
+
+log = logging.getLogger("login_site.events")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def event(name: str, outcome: str, **fields: object) -> None:
+    record: dict[str, object] = {"event": name, "outcome": outcome}
+    if has_request_context():
+        tenant = g.get("tenant")
+        record["tenant"] = tenant.name if tenant is not None else None
+        record["request_id"] = g.get("request_id")
+        record["ip"] = request.remote_addr
+    record.update({k: v for k, v in fields.items() if v is not None})
+    log.info(json.dumps(record, sort_keys=True, default=str))
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _request_id():
+        supplied = request.headers.get("X-Request-Id", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+
+    @app.after_request
+    def _echo_request_id(response):
+        if g.get("request_id"):
+            response.headers["X-Request-Id"] = g.request_id
+        return response
