@@ -13,7 +13,10 @@ from login_site.models import SigningKey
 TENANT = """
 tenant: {name: cli, hosts: [cli.test]}
 clients:
-  - {name: app, client_id: cli-app, callbacks: ["https://app.test/cb"], grant_types: [authorization_code]}
+  - name: app
+    client_id: cli-app
+    callbacks: ["https://app.test/cb"]
+    grant_types: [authorization_code]
 databases:
   - {name: db, enabled_clients: [app], options: {passwordPolicy: low}}
 users:
