@@ -47,9 +47,10 @@ def normalise_username(value: str) -> str:
 
 
 def valid_email(value: str) -> bool:
-    return (
-        bool(_EMAIL.match(value)) and "." in value.rsplit("@", 1)[1] or value.endswith("@localhost")
-    )
+    if len(value) > 320 or not _EMAIL.match(value):
+        return False
+    domain = value.rsplit("@", 1)[1]
+    return "." in domain.strip(".") or domain == "localhost"
 
 
 def valid_username(value: str, options: dict[str, Any]) -> bool:
