@@ -82,3 +82,13 @@ def test_template_catalog_lists_every_marked_message(tmp_path):
     fresh = {m.id for m in read_po(out.open("rb")) if m.id}
     committed = {m.id for m in read_po((TRANSLATIONS / "messages.pot").open("rb")) if m.id}
     assert fresh == committed, "run pybabel extract (see docs/i18n.md)"
+
+
+def test_signup_page_renders_in_both_languages(client):
+    for language, text in (
+        ("en", "Special characters (e.g. !@#$%^&amp;*)"),
+        ("fr", "Caractères spéciaux (par exemple !@#$%^&amp;*)"),
+    ):
+        client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+        page, _ = start_login(client, screen_hint="signup")
+        assert page.status_code == 200 and text in page.get_data(as_text=True)
