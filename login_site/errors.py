@@ -21,11 +21,11 @@ from login_site.i18n import N_
 
 log = logging.getLogger("login_site")
 
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
+_UNSAFE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 def safe_description(text: str) -> str:
-    """Printable ASCII only, no CR/LF/TAB (RFC 6749 §4.1.2.1)."""
+    """%x20-21 / %x23-5B / %x5D-7E only: no CR/LF/TAB, quote or backslash (RFC 6749 §5.2)."""
     return _UNSAFE.sub(" ", text)[:400]
 
 

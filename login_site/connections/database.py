@@ -63,23 +63,12 @@ class DatabaseStrategy:
     def begin(self, conn: Connection, tx: LoginTransaction) -> Step:
         return Step(kind="form", template="login/login.html")
 
-    def complete(self, conn: Connection, tx: LoginTransaction, data: Mapping[str, str]) -> Profile:
-        identifier = (data.get("username") or "").strip()
-        password = data.get("password") or ""
-        if passwords.too_long(password):
-            raise LoginFailed()
-        db = get_db()
-        credential = accounts.find_credential(db, conn, identifier) if identifier else None
-        # Always run one argon2 verification, also for unknown users (no timing oracle).
-        ok = passwords.verify_password(credential.password_hash if credential else None, password)
-        if not ok or credential is None:
-            raise LoginFailed()
-        user = credential.identity.user
-        if user.blocked:
-            raise LoginFailed("blocked")
-        if passwords.needs_rehash(credential.password_hash):
-            credential.password_hash = passwords.hash_password(password)
-        return self.profile(conn, _user_claims(user, credential.identity))
+    def complete(
+        self, conn: Connection, tx: LoginTransaction | None, data: Mapping[str, str]
+    ) -> Profile:
+        user = authenticate(get_db(), conn, data.get("username") or "", data.get("password") or "")
+        identity = next(i for i in user.identities if i.connection_id == conn.id)
+        return self.profile(conn, _user_claims(user, identity))
 
     def profile(self, conn: Connection, raw: Mapping[str, Any]) -> Profile:
         return Profile(
@@ -98,6 +87,25 @@ class DatabaseStrategy:
     def refresh(self, conn: Connection, identity: Identity) -> Profile | None:
         # The tenant's own store is the source: nothing upstream to re-read.
         return None
+
+
+def authenticate(db, conn: Connection, identifier: str, password: str) -> User:
+    """The user for these credentials, or :class:`LoginFailed`. Always one argon2
+    verification, also for unknown users (no timing oracle); the blocked check comes
+    after the password, so a wrong password looks the same for every account."""
+    identifier = identifier.strip()
+    if passwords.too_long(password) or len(identifier) > 320:
+        raise LoginFailed()
+    credential = accounts.find_credential(db, conn, identifier) if identifier else None
+    ok = passwords.verify_password(credential.password_hash if credential else None, password)
+    if not ok or credential is None:
+        raise LoginFailed()
+    user = credential.identity.user
+    if user.blocked:
+        raise LoginFailed("blocked")
+    if passwords.needs_rehash(credential.password_hash):
+        credential.password_hash = passwords.hash_password(password)
+    return user
 
 
 def _user_claims(user: User, identity: Identity) -> dict[str, Any]:

@@ -5,8 +5,10 @@ from login_site.models.connection import Connection
 from login_site.models.connection import ConnectionClient
 from login_site.models.grant import AccessToken
 from login_site.models.grant import AuthorizationCode
+from login_site.models.grant import Consent
 from login_site.models.grant import LoginSession
 from login_site.models.grant import LoginTransaction
+from login_site.models.grant import RefreshToken
 from login_site.models.key import SigningKey
 from login_site.models.resource_server import ClientGrant
 from login_site.models.resource_server import ResourceServer
@@ -23,10 +25,12 @@ __all__ = [
     "ClientGrant",
     "Connection",
     "ConnectionClient",
+    "Consent",
     "DatabaseCredential",
     "Identity",
     "LoginSession",
     "LoginTransaction",
+    "RefreshToken",
     "ResourceServer",
     "SigningKey",
     "Tenant",

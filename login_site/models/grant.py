@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -98,3 +99,41 @@ class AccessToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lifetime_seconds: Mapped[int] = mapped_column(Integer, default=86400)
     session_sid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refresh_family: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class RefreshToken(Base):
+    """One refresh token of a family. Rotation spends it with a conditional UPDATE on
+    ``used_at``; presenting a spent token again revokes the whole family (RFC 9700 §4.14.2)."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    client_pk: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    audience: Mapped[str | None] = mapped_column(String(600), nullable=True)
+    session_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # absolute, inherited by the family
+    idle_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Consent(Base):
+    """Scopes a user granted to a third-party client, remembered for the next login."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("user_pk", "client_pk", "audience_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_pk: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    audience_key: Mapped[str] = mapped_column(String(600), default="")
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

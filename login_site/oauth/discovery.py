@@ -12,7 +12,8 @@ def openid_configuration(issuer: str) -> dict:
         "token_endpoint": f"{issuer}oauth/token",
         "userinfo_endpoint": f"{issuer}userinfo",
         "jwks_uri": f"{issuer}.well-known/jwks.json",
-        "end_session_endpoint": f"{issuer}v2/logout",
+        "revocation_endpoint": f"{issuer}oauth/revoke",
+        "end_session_endpoint": f"{issuer}oidc/logout",
         "scopes_supported": [
             "openid",
             "profile",
@@ -27,7 +28,18 @@ def openid_configuration(issuer: str) -> dict:
         ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post", "web_message"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password",
+            "http://auth0.com/oauth/grant-type/password-realm",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": [

@@ -83,8 +83,18 @@ def rotate(db: Session, tenant: Tenant, ring: Keyring) -> SigningKey:
     return generate_key(db, tenant, ring)
 
 
+# Parsed private keys by kid. The kid is the key's thumbprint, so an entry can never be
+# stale: a rotated key has a new kid and is read from the database by every worker.
+_PARSED: dict[str, RSAKey] = {}
+
+
 def private_key(key: SigningKey, ring: Keyring) -> RSAKey:
-    return RSAKey.import_key(ring.decrypt(key.private_pem_enc), {"kid": key.kid, "alg": key.alg})
+    parsed = _PARSED.get(key.kid)
+    if parsed is None:
+        pem = ring.decrypt(key.private_pem_enc)
+        parsed = RSAKey.import_key(pem, {"kid": key.kid, "alg": key.alg})
+        _PARSED[key.kid] = parsed
+    return parsed
 
 
 def jwks(db: Session, tenant_id: str) -> dict:

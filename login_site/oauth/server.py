@@ -18,35 +18,26 @@ from functools import cached_property
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin
-from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidClientError
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
-from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask
 from flask import Response
 from flask import current_app
 from flask import g
 from flask import request as flask_request
 from sqlalchemy import select
-from sqlalchemy import update
 
 from login_site.db import get_db
-from login_site.db import utcnow
 from login_site.errors import safe_description
 from login_site.events import event
-from login_site.models import AccessToken
-from login_site.models import AuthorizationCode
 from login_site.models import Client
-from login_site.models import User
-from login_site.oauth import tokens
+from login_site.oauth import grants
+from login_site.oauth.revoke import revoke_token
 from login_site.security.secrets import same
-from login_site.security.secrets import sha256_hex
-from login_site.tenancy import issuer
 from login_site.vault import keyring
 
-TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 DEFAULT_DESCRIPTIONS = {
     "unsupported_grant_type": "Unsupported grant_type.",
     "invalid_client": "Client authentication failed.",
@@ -80,6 +71,8 @@ class ClientAdapter(ClientMixin):
     def check_endpoint_auth_method(self, method, endpoint):
         if self.model.is_public:
             return method == "none"
+        if endpoint == "revoke" and method == "none":
+            return False
         # A confidential client may present its secret by either transport (compat §0.3).
         return method in ("client_secret_basic", "client_secret_post")
 
@@ -88,19 +81,6 @@ class ClientAdapter(ClientMixin):
 
     def check_grant_type(self, grant_type):
         return grant_type in (self.model.grant_types or [])
-
-
-class CodeAdapter:
-    def __init__(self, row: AuthorizationCode):
-        self.row = row
-        self.code_challenge = row.code_challenge
-        self.code_challenge_method = row.code_challenge_method
-
-    def get_redirect_uri(self):
-        return self.row.redirect_uri
-
-    def get_scope(self):
-        return self.row.scope
 
 
 class Payload(OAuth2Payload):
@@ -179,6 +159,17 @@ def read_body() -> dict[str, str]:
     return data
 
 
+def basic_client_id() -> str | None:
+    header = flask_request.headers.get("Authorization", "")
+    parts = header.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(parts[1], validate=True).decode().split(":", 1)[0] or None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def check_client_auth_header(data: dict[str, str]) -> None:
     """One authentication method per request, and a well-formed Basic header
     (authlib's parser raises on some malformed ones)."""
@@ -200,122 +191,6 @@ def check_client_auth_header(data: dict[str, str]) -> None:
         )
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
-
-    def save_authorization_code(self, code, request):  # pragma: no cover - we issue codes
-        raise NotImplementedError("codes are issued by login_site.oauth.authorize")
-
-    def query_authorization_code(self, code, client):
-        """Spend the code with one conditional UPDATE: only one request can win."""
-        db = get_db()
-        code_hash = sha256_hex(code)
-        now = utcnow()
-        spent = db.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == code_hash,
-                AuthorizationCode.tenant_id == g.tenant.id,
-                AuthorizationCode.client_pk == client.model.id,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        db.commit()
-        row = db.get(AuthorizationCode, code_hash)
-        if spent.rowcount != 1:
-            if row is not None and row.used_at is not None and row.client_pk == client.model.id:
-                # A replayed code revokes what it produced (RFC 6749 §4.1.2).
-                db.execute(
-                    update(AccessToken)
-                    .where(AccessToken.code_hash == code_hash, AccessToken.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-                db.commit()
-            return None
-        return CodeAdapter(row)
-
-    def delete_authorization_code(self, authorization_code):
-        """Already spent in :meth:`query_authorization_code`."""
-
-    def authenticate_user(self, authorization_code):
-        user = get_db().get(User, authorization_code.row.user_pk)
-        if user is None or user.blocked or user.tenant_id != g.tenant.id:
-            return None
-        return user
-
-    def generate_token(
-        self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True
-    ):
-        code = self.request.authorization_code.row
-        lifetime = current_app.config["ACCESS_TOKEN_TTL_SECONDS"]
-        access_token = tokens.issue_access_token(
-            get_db(),
-            g.tenant,
-            keyring(),
-            issuer=issuer(),
-            client=self.request.client.model,
-            user=user,
-            scope=code.scope,
-            audience=code.audience,
-            lifetime=lifetime,
-            code_hash=code.code_hash,
-            session_sid=code.session_sid,
-        )
-        return {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": lifetime,
-            "scope": code.scope,
-        }
-
-    def save_token(self, token):
-        """Stored by :func:`tokens.issue_access_token`; commit it with the ID token."""
-
-
-class StrictCodeChallenge(CodeChallenge):
-    """S256 only; a verifier for a code issued without a challenge is an invalid grant."""
-
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
-
-    def validate_code_verifier(self, grant, result):
-        verifier = grant.request.form.get("code_verifier")
-        code = grant.request.authorization_code
-        if verifier and not code.code_challenge:
-            raise InvalidGrantError("A code_verifier was sent for a code issued without PKCE.")
-        return super().validate_code_verifier(grant, result)
-
-
-class IdTokenExtension:
-    """Adds the RS256 ID token when ``openid`` was granted (OIDC Core §3.1.3.3)."""
-
-    def __call__(self, grant):
-        grant.register_hook("after_create_token_response", self.process_token)
-
-    def process_token(self, grant, response):
-        _, token, _ = response
-        code = grant.request.authorization_code.row
-        if "openid" not in code.scope.split():
-            get_db().commit()
-            return
-        token["id_token"] = tokens.id_token(
-            get_db(),
-            g.tenant,
-            keyring(),
-            issuer=issuer(),
-            client=grant.request.client.model,
-            user=grant.request.user,
-            scope=code.scope,
-            nonce=code.nonce,
-            auth_time=int(code.auth_time.timestamp()),
-            sid=code.session_sid,
-            access_token=token["access_token"],
-            lifetime=current_app.config["ID_TOKEN_TTL_SECONDS"],
-        )
-        get_db().commit()
-
-
 class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id):
         if not client_id:
@@ -334,6 +209,8 @@ class AuthorizationServer(_AuthorizationServer):
 
     def create_oauth2_request(self, request):
         data = read_body()
+        g.grant_type = data.get("grant_type")
+        g.cors_client_id = data.get("client_id") or basic_client_id()
         check_client_auth_header(data)
         return TokenRequest(data)
 
@@ -351,9 +228,9 @@ class AuthorizationServer(_AuthorizationServer):
             }
             if payload["error"] == "invalid_client":
                 status_code = 401
-            event("token", payload["error"], grant_type=flask_request.form.get("grant_type"))
+            event("token", payload["error"], grant_type=g.get("grant_type"))
         else:
-            event("token", "issued", grant_type="authorization_code")
+            event("token", "issued", grant_type=g.get("grant_type"))
         body = json.dumps(payload) if isinstance(payload, dict) else payload
         response = Response(body, status=status_code, mimetype="application/json")
         for key, value in headers:
@@ -366,13 +243,32 @@ class AuthorizationServer(_AuthorizationServer):
         """No signals."""
 
 
+def revocation_response():
+    """RFC 7009 §2: authenticate the client, revoke, answer 200 with an empty body."""
+    server = authorization_server()
+    request = server.create_oauth2_request(flask_request)
+    try:
+        client = server.authenticate_client(request, grants.TOKEN_AUTH_METHODS, "revoke")
+        token = request.form.get("token")
+        if not token:
+            raise InvalidRequestError("Missing 'token' in request.")
+    except OAuth2Error as error:
+        return server.handle_error_response(request, error)
+    revoke_token(get_db(), g.tenant, client.model, token)
+    event("revoke", "success", client_id=client.model.client_id)
+    return Response("", 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
 def setup_oauth(app: Flask) -> None:
     # authlib logs issued tokens at DEBUG ("Issue token {...}"): never let them reach a log.
     logging.getLogger("authlib").setLevel(logging.WARNING)
     server = AuthorizationServer()
     server.register_grant(
-        AuthorizationCodeGrant, [StrictCodeChallenge(required=True), IdTokenExtension()]
+        grants.AuthorizationCodeGrant, [grants.StrictCodeChallenge(required=True)]
     )
+    server.register_grant(grants.RefreshTokenGrant)
+    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_grant(grants.PasswordGrant)
     app.extensions["login_site.oauth"] = server
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
 from joserfc import jwt
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
+from login_site.models import ResourceServer
 from login_site.models import Tenant
 from login_site.models import User
 from login_site.models.ids import new_id
@@ -136,6 +140,8 @@ def issue_access_token(
     lifetime: int,
     code_hash: str | None = None,
     session_sid: str | None = None,
+    refresh_family: str | None = None,
+    store: bool = True,
 ) -> str:
     """Opaque (stored hashed, valid at /userinfo) without an audience; a JWT for an API."""
     now = utcnow()
@@ -150,6 +156,7 @@ def issue_access_token(
         expires_at=now + timedelta(seconds=lifetime),
         lifetime_seconds=lifetime,
         session_sid=session_sid,
+        refresh_family=refresh_family,
     )
     if audience:
         jti = new_id()
@@ -162,6 +169,7 @@ def issue_access_token(
             "sub": user.user_id if user else f"{client.client_id}@clients",
             "aud": aud,
             "azp": client.client_id,
+            "client_id": client.client_id,  # RFC 9068 §2.2
             "iat": iat,
             "exp": iat + lifetime,
             "scope": scope,
@@ -174,5 +182,85 @@ def issue_access_token(
     else:
         token = new_secret()
     record.token_hash = sha256_hex(token)
-    db.add(record)
+    if store:  # user tokens are recorded (userinfo, revocation); machine JWTs are stateless
+        db.add(record)
     return token
+
+
+@dataclass
+class Issue:
+    """What one token response is for."""
+
+    client: Client
+    user: User | None
+    scope: str
+    audience: str | None
+    auth_time: datetime | None = None
+    sid: str | None = None
+    nonce: str | None = None
+    code_hash: str | None = None
+    refresh_family: str | None = None
+
+
+def access_token_lifetime(db: Session, tenant: Tenant, audience: str | None, default: int) -> int:
+    if not audience:
+        return default
+    api = db.execute(
+        select(ResourceServer).where(
+            ResourceServer.tenant_id == tenant.id, ResourceServer.identifier == audience
+        )
+    ).scalar_one_or_none()
+    return api.token_lifetime if api else default
+
+
+def token_response(
+    db: Session,
+    tenant: Tenant,
+    ring: Keyring,
+    *,
+    issuer: str,
+    config,
+    issue: Issue,
+    refresh_token: str | None = None,
+) -> dict[str, Any]:
+    """Access token, ID token when ``openid`` was granted to a user, refresh token if given."""
+    lifetime = access_token_lifetime(db, tenant, issue.audience, config["ACCESS_TOKEN_TTL_SECONDS"])
+    access = issue_access_token(
+        db,
+        tenant,
+        ring,
+        issuer=issuer,
+        client=issue.client,
+        user=issue.user,
+        scope=issue.scope,
+        audience=issue.audience,
+        lifetime=lifetime,
+        code_hash=issue.code_hash,
+        session_sid=issue.sid,
+        refresh_family=issue.refresh_family,
+        store=issue.user is not None,
+    )
+    body: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "scope": issue.scope,
+    }
+    if issue.user is not None and "openid" in issue.scope.split():
+        body["id_token"] = id_token(
+            db,
+            tenant,
+            ring,
+            issuer=issuer,
+            client=issue.client,
+            user=issue.user,
+            scope=issue.scope,
+            nonce=issue.nonce,
+            auth_time=int((issue.auth_time or utcnow()).timestamp()),
+            sid=issue.sid,
+            access_token=access,
+            lifetime=config["ID_TOKEN_TTL_SECONDS"],
+        )
+    if refresh_token:
+        body["refresh_token"] = refresh_token
+    return body

@@ -17,6 +17,7 @@ from login_site.oauth import keys
 from login_site.oauth import userinfo
 from login_site.oauth.discovery import openid_configuration
 from login_site.oauth.server import authorization_server
+from login_site.oauth.server import revocation_response
 from login_site.tenancy import current_tenant
 from login_site.tenancy import issuer
 from login_site.vault import keyring
@@ -27,6 +28,11 @@ bp = Blueprint("oauth", __name__)
 @bp.post("/oauth/token")
 def token():
     return authorization_server().create_token_response()
+
+
+@bp.post("/oauth/revoke")
+def revoke():
+    return revocation_response()
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
