@@ -22,6 +22,7 @@ from login_site.errors import register_error_handlers
 from login_site.i18n import N_
 from login_site.login import flow
 from login_site.oauth.server import setup_oauth
+from login_site.security import cors
 from login_site.security import headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     events.init_app(app)
     db.init_app(app)
     tenancy.init_app(app)
+    cors.init_app(app)
     i18n.init_app(app)
     headers.init_app(app)
     _setup_login(app)

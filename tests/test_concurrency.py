@@ -3,17 +3,23 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from login_site.models import AccessToken
+from login_site.models import RefreshToken
 from login_site.models import User
 from tests.conftest import ALICE
+from tests.conftest import LiveServer
 from tests.conftest import WEB_SECRET
 from tests.conftest import count
 from tests.conftest import csrf_token
+from tests.conftest import make_app
 from tests.conftest import query_of
 
 PARALLEL = 20
+REFRESH_PARALLEL = 10
+SDK_WEB = ("sdk-web", "sdk-web-secret-0123456789abcdefghijklm")
 
 
 def browser_at_login_page(server, **extra):
@@ -48,7 +54,25 @@ def run_together(jobs):
         return list(pool.map(run, jobs))
 
 
-def test_code_is_redeemed_exactly_once_under_concurrency(backend, live_server):
+@pytest.fixture
+def second_server(live_server, tmp_path):
+    """Another app instance (its own engine and pool) on the same database: a second worker."""
+    app = make_app(live_server.app.config["DATABASE_URL"], tmp_path)
+    server = LiveServer(app)
+    with server:
+        yield server
+    app.extensions["login_site.engine"].dispose()
+
+
+def worker_urls(live_server, second_server):
+    # Both servers know t1 as 127.0.0.1:<first port>; send that Host to the second one.
+    return [
+        (live_server.api_url("t1"), {}),
+        (f"http://127.0.0.1:{second_server.port}/", {"Host": f"127.0.0.1:{live_server.port}"}),
+    ]
+
+
+def test_code_is_redeemed_exactly_once_under_concurrency(backend, live_server, second_server):
     session, token, state = browser_at_login_page(live_server)
     base = live_server.api_url("t1")
     done = session.post(
@@ -110,3 +134,67 @@ def test_parallel_signups_of_one_email_make_one_user(backend, live_server):
     statuses = sorted(r.status_code for r in answers)
     assert statuses == [302] + [400] * (PARALLEL - 1), statuses
     assert count(live_server.app, User) == users_before + 1
+
+
+def test_refresh_token_rotates_exactly_once_under_concurrency(backend, live_server, second_server):
+    session, token, state = browser_at_login_page(live_server)
+    base = live_server.api_url("t1")
+    first = session.get(
+        base + "authorize",
+        allow_redirects=False,
+        timeout=30,
+        params={
+            "client_id": "sdk-web",
+            "redirect_uri": "http://127.0.0.1:8765/callback",
+            "response_type": "code",
+            "scope": "openid offline_access",
+            "state": "s",
+        },
+    )
+    location = first.headers["Location"]
+    page = session.get(base + location.lstrip("/"), timeout=30)
+    done = session.post(
+        base + "login",
+        allow_redirects=False,
+        timeout=30,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "state": query_of(location)["state"],
+            "connection": "db",
+            "action": "login",
+            "username": ALICE[0],
+            "password": ALICE[1],
+        },
+    )
+    code = query_of(done.headers["Location"])["code"]
+    tokens = requests.post(
+        base + "oauth/token",
+        timeout=30,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": SDK_WEB[0],
+            "client_secret": SDK_WEB[1],
+            "redirect_uri": "http://127.0.0.1:8765/callback",
+        },
+    ).json()
+    families_before = count(live_server.app, RefreshToken)
+
+    def refresh_at(url, headers):
+        return lambda: requests.post(
+            url + "oauth/token",
+            timeout=60,
+            headers=headers,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": SDK_WEB[0],
+                "client_secret": SDK_WEB[1],
+            },
+        )
+
+    workers = worker_urls(live_server, second_server)
+    answers = run_together([refresh_at(*workers[i % 2]) for i in range(REFRESH_PARALLEL)])
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200] + [400] * (REFRESH_PARALLEL - 1), statuses
+    assert count(live_server.app, RefreshToken) == families_before + 1

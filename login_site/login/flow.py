@@ -80,6 +80,10 @@ def end() -> None:
 def session_satisfies(areq: AuthorizeRequest, record: LoginSession | None) -> bool:
     if record is None or "login" in areq.prompt:
         return False
+    if areq.hint_sub is not None:
+        user = accounts.get_user(get_db(), record.tenant_id, record.user_pk)
+        if user is None or user.user_id != areq.hint_sub:
+            return False
     if areq.max_age is not None:
         age = (utcnow() - record.auth_time).total_seconds()
         if age > areq.max_age:

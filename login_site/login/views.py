@@ -22,9 +22,11 @@ from login_site.connections.database import SignupRejected
 from login_site.connections.database import signup as database_signup
 from login_site.db import get_db
 from login_site.db import utcnow
+from login_site.errors import AccessDenied
+from login_site.errors import ConsentRequired
 from login_site.errors import LoginRequired
-from login_site.errors import LoginSiteError
 from login_site.events import event
+from login_site.login import consent
 from login_site.login import flow
 from login_site.login import pages
 from login_site.login import transaction
@@ -54,16 +56,67 @@ def authorize_endpoint():
     g.ui_locales = areq.ui_locales
     record = flow.current_login_session()
     if flow.session_satisfies(areq, record):
-        return flow.finish(areq, record)
+        return _continue(areq, record)
     if "none" in areq.prompt:
         raise RedirectError(areq.target, LoginRequired("Login required."), issuer())
-    tx_id = transaction.create(
-        db, current_tenant(), areq, current_app.config["LOGIN_TRANSACTION_TTL_SECONDS"]
-    )
+    tx_id = _new_transaction(areq)
     return redirect(
         url_for("login.login_page", state=tx_id, client=areq.client.client_id, protocol="oauth2"),
         code=302,
     )
+
+
+def _new_transaction(areq) -> str:
+    return transaction.create(
+        get_db(), current_tenant(), areq, current_app.config["LOGIN_TRANSACTION_TTL_SECONDS"]
+    )
+
+
+def _continue(areq, record, tx=None):
+    """After authentication: the consent screen when needed, else the code."""
+    db = get_db()
+    if consent.needed(db, areq.client, record.user_pk, areq.scope, areq.audience, areq.prompt):
+        if "none" in areq.prompt:
+            raise RedirectError(areq.target, ConsentRequired("Consent required."), issuer())
+        tx_id = tx.id if tx is not None else _new_transaction(areq)
+        return redirect(url_for("login.consent_page", state=tx_id), code=302)
+    if tx is not None:
+        tx.completed_at = utcnow()
+        db.commit()
+    return flow.finish(areq, record)
+
+
+@bp.get("/consent")
+def consent_page():
+    tx, areq, record = _consent_context(request.args.get("state"))
+    items = consent.describe(get_db(), current_tenant(), areq.scope, areq.audience)
+    return render_template(
+        "login/consent.html", tenant=current_tenant(), client=areq.client, state=tx.id, items=items
+    )
+
+
+@bp.post("/consent")
+def consent_submit():
+    tx, areq, record = _consent_context(request.form.get("state"))
+    db = get_db()
+    tx.completed_at = utcnow()
+    if request.form.get("decision") != "allow":
+        db.commit()
+        event("consent", "denied", client_id=areq.client.client_id)
+        raise RedirectError(areq.target, AccessDenied("The user denied access."), issuer())
+    consent.remember(db, current_tenant(), areq.client, record.user_pk, areq.scope, areq.audience)
+    db.commit()
+    event("consent", "granted", client_id=areq.client.client_id)
+    return flow.finish(areq, record)
+
+
+def _consent_context(tx_id):
+    tx, areq = transaction.load(get_db(), current_tenant(), tx_id)
+    g.ui_locales = areq.ui_locales
+    record = flow.current_login_session()
+    if record is None:
+        raise transaction.EXPIRED
+    return tx, areq, record
 
 
 def _render(
@@ -219,7 +272,6 @@ def _signup(tx, areq, conn):
 
 
 def _complete(tx, areq, user, connection_name: str):
-    db = get_db()
     record = flow.establish(user, connection_name)
     event(
         "login",
@@ -228,9 +280,4 @@ def _complete(tx, areq, user, connection_name: str):
         connection=connection_name,
         client_id=areq.client.client_id,
     )
-    tx.completed_at = utcnow()
-    db.commit()
-    try:
-        return flow.finish(areq, record)
-    except LoginSiteError as exc:  # pragma: no cover - defensive: deliver to the app
-        raise RedirectError(areq.target, exc, issuer()) from exc
+    return _continue(areq, record, tx)

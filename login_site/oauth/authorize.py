@@ -41,6 +41,7 @@ from login_site.models import Connection
 from login_site.models import ResourceServer
 from login_site.models import Tenant
 from login_site.models.ids import new_secret
+from login_site.oauth import keys
 from login_site.security.secrets import sha256_hex
 
 RESPONSE_MODES = ("query", "form_post", "web_message")
@@ -96,6 +97,7 @@ class AuthorizeRequest:
     connection: str | None = None
     audience: str | None = None
     ui_locales: str | None = None
+    hint_sub: str | None = None  # ``sub`` of a verified id_token_hint
 
     def to_params(self) -> dict[str, Any]:
         return {
@@ -114,6 +116,7 @@ class AuthorizeRequest:
             "connection": self.connection,
             "audience": self.audience,
             "ui_locales": self.ui_locales,
+            "hint_sub": self.hint_sub,
         }
 
     @classmethod
@@ -132,6 +135,7 @@ class AuthorizeRequest:
             connection=params.get("connection"),
             audience=params.get("audience"),
             ui_locales=params.get("ui_locales"),
+            hint_sub=params.get("hint_sub"),
         )
 
 
@@ -297,6 +301,17 @@ def check_audience(db: Session, tenant: Tenant, args: MultiDict) -> str | None:
     return audience
 
 
+def check_id_token_hint(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> str | None:
+    """``sub`` of a valid ``id_token_hint`` (signed by this tenant, RS256), else an error."""
+    hint = args.get("id_token_hint")
+    if not hint:
+        return None
+    claims = keys.verify_own_jwt(db, tenant.id, hint, issuer)
+    if claims is None:
+        raise InvalidRequest("Invalid id_token_hint.")
+    return claims["sub"]
+
+
 def check_unsupported(args: MultiDict) -> None:
     if args.get("organization") or args.get("invitation"):
         raise InvalidRequest("organizations are not supported")
@@ -317,6 +332,7 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
         prompt, max_age = check_prompt(args)
         connection = check_connection(db, tenant, client, args)
         audience = check_audience(db, tenant, args)
+        hint_sub = check_id_token_hint(db, tenant, args, issuer)
         check_unsupported(args)
     except LoginSiteError as exc:
         if isinstance(exc, PageError):
@@ -336,6 +352,7 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
         connection=connection,
         audience=audience,
         ui_locales=args.get("ui_locales"),
+        hint_sub=hint_sub,
     )
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -116,3 +120,34 @@ def jwks(db: Session, tenant_id: str) -> dict:
             for k in keys
         ]
     }
+
+
+MAX_JWT_LENGTH = 8192
+
+
+def verify_own_jwt(db: Session, tenant_id: str, token: str, issuer: str) -> dict | None:
+    """Claims of a JWT this tenant signed (``id_token_hint``), else ``None``.
+
+    RS256 only and only our published keys: ``alg: none``, HMAC with a public key and
+    keys from ``jwk``/``jku``/``x5u`` headers are refused (RFC 8725 §3.1). Expiry is not
+    checked: an expired ID token is still a valid hint (OIDC RP-Initiated Logout §2).
+    """
+    if not token or len(token) > MAX_JWT_LENGTH:
+        return None
+    try:
+        header = jwt_header(token)
+        if header.get("alg") != "RS256" or {"jwk", "jku", "x5u", "x5c"} & set(header):
+            return None
+        key_set = KeySet.import_key_set(jwks(db, tenant_id))
+        decoded = jwt.decode(token, key_set, algorithms=["RS256"])
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    claims = decoded.claims
+    if claims.get("iss") != issuer or not claims.get("sub"):
+        return None
+    return claims
+
+
+def jwt_header(token: str) -> dict:
+    segment = token.split(".", 1)[0]
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))

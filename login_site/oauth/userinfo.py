@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask import request
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,7 @@ def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
         or "openid" not in record.scope.split()
     ):
         raise InvalidToken("Invalid or expired access token.")
+    g.cors_client_pk = record.client_pk
     user = db.get(User, record.user_pk)
     if user is None or user.blocked:
         raise InvalidToken("Invalid or expired access token.")

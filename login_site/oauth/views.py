@@ -7,13 +7,15 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
-from sqlalchemy import select
+from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
 
 from login_site.db import get_db
 from login_site.events import event
 from login_site.login import flow
-from login_site.models import Client
 from login_site.oauth import keys
+from login_site.oauth import logout
 from login_site.oauth import userinfo
 from login_site.oauth.discovery import openid_configuration
 from login_site.oauth.server import authorization_server
@@ -61,24 +63,43 @@ def jwks():
 
 
 @bp.get("/v2/logout")
-def logout():
+def v2_logout():
     """End the session server-side, then go to an allowed ``returnTo`` only (compat §5)."""
-    db = get_db()
-    tenant = current_tenant()
     flow.end()
     event("logout", "success", client_id=request.args.get("client_id"))
-    return_to = request.args.get("returnTo")
-    client_id = request.args.get("client_id")
-    allowed: list[str] = []
-    if client_id:
-        client = db.execute(
-            select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
-        ).scalar_one_or_none()
-        allowed = list(client.allowed_logout_urls or []) if client else []
-        if client and not return_to and allowed:
-            return_to = allowed[0]
-    else:
-        allowed = list(tenant.setting("allowed_logout_urls") or [])
-    if return_to and return_to in allowed:
-        return redirect(return_to, code=302)
-    return render_template("login/logged_out.html", tenant=tenant, rejected=bool(return_to)), 200
+    target = logout.v2_return_to(
+        get_db(), current_tenant(), request.args.get("client_id"), request.args.get("returnTo")
+    )
+    if target:
+        return redirect(target, code=302)
+    return _logged_out(rejected=bool(request.args.get("returnTo")))
+
+
+@bp.route("/oidc/logout", methods=["GET", "POST"])
+def oidc_logout():
+    """RP-initiated logout; without a hint that matches the session, confirm first."""
+    args = request.values
+    confirmed = request.method == "POST" and request.form.get("confirm") == "yes"
+    if confirmed:  # the confirmation form is ours: CSRF applies (the RP's own POST has none)
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError as exc:
+            raise CSRFError(str(exc)) from exc
+    decision = logout.rp_initiated(
+        get_db(), current_tenant(), issuer(), args, flow.current_login_session()
+    )
+    if not decision.hint_matches_session and not confirmed:
+        return render_template(
+            "login/logout_confirm.html",
+            tenant=current_tenant(),
+            fields={k: v for k, v in args.items() if k != "confirm"},
+        )
+    flow.end()
+    event("logout", "success", client_id=args.get("client_id"))
+    if decision.redirect and decision.hint_matches_session:
+        return redirect(decision.redirect, code=302)
+    return _logged_out(rejected=False)
+
+
+def _logged_out(rejected: bool):
+    return render_template("login/logged_out.html", tenant=current_tenant(), rejected=rejected)
