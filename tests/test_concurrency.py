@@ -10,8 +10,8 @@ from login_site.models import AccessToken
 from login_site.models import RefreshToken
 from login_site.models import User
 from tests.conftest import ALICE
-from tests.conftest import LiveServer
 from tests.conftest import WEB_SECRET
+from tests.conftest import LiveServer
 from tests.conftest import count
 from tests.conftest import csrf_token
 from tests.conftest import make_app
