@@ -46,6 +46,7 @@ from login_site.security.secrets import sha256_hex
 
 RESPONSE_MODES = ("query", "form_post", "web_message")
 PROMPTS = ("none", "login", "consent", "select_account")
+OIDC_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 MAX_PARAM_LENGTH = 4096
 # Parameters kept on the login transaction and the code.
@@ -287,10 +288,12 @@ def check_connection(db: Session, tenant: Tenant, client: Client, args: MultiDic
     return name
 
 
-def check_audience(db: Session, tenant: Tenant, args: MultiDict) -> str | None:
+def check_audience(
+    db: Session, tenant: Tenant, args: MultiDict
+) -> tuple[str | None, ResourceServer | None]:
     audience = args.get("audience") or tenant.setting("default_audience")
     if not audience:
-        return None
+        return None, None
     api = db.execute(
         select(ResourceServer).where(
             ResourceServer.tenant_id == tenant.id, ResourceServer.identifier == audience
@@ -298,7 +301,14 @@ def check_audience(db: Session, tenant: Tenant, args: MultiDict) -> str | None:
     ).scalar_one_or_none()
     if api is None:
         raise AccessDenied(f"Service not found: {audience[:200]}")
-    return audience
+    return audience, api
+
+
+def granted_scope(requested: str | None, api: ResourceServer | None) -> str:
+    """OpenID scopes plus the API's own scopes; anything else is dropped, as Auth0 does."""
+    allowed = set(OIDC_SCOPES) | set(api.scope_values if api else ())
+    wanted = dict.fromkeys((requested or "openid").split())
+    return " ".join(s for s in wanted if s in allowed)
 
 
 def check_id_token_hint(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> str | None:
@@ -331,7 +341,7 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
         challenge, method = check_pkce(args, client)
         prompt, max_age = check_prompt(args)
         connection = check_connection(db, tenant, client, args)
-        audience = check_audience(db, tenant, args)
+        audience, api = check_audience(db, tenant, args)
         hint_sub = check_id_token_hint(db, tenant, args, issuer)
         check_unsupported(args)
     except LoginSiteError as exc:
@@ -341,7 +351,7 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
     return AuthorizeRequest(
         client=client,
         target=target,
-        scope=" ".join(dict.fromkeys((args.get("scope") or "openid").split())),
+        scope=granted_scope(args.get("scope"), api),
         nonce=args.get("nonce"),
         code_challenge=challenge,
         code_challenge_method=method,

@@ -396,3 +396,19 @@ def test_token_expiry_times_are_integers(client):
     assert isinstance(body["expires_in"], int)
     claims = jwt.decode(body["id_token"], jwks(client), algorithms=["RS256"]).claims
     assert claims["exp"] > time.time()
+
+
+def test_user_access_token_for_an_api_keeps_only_known_scopes(client):
+    code = login_code(client, audience=API, scope="openid read:things delete:everything bogus")
+    body = redeem(client, code).json
+    assert body["scope"] == "openid read:things"
+    claims = jwt.decode(body["access_token"], jwks(client), algorithms=["RS256"]).claims
+    assert (
+        claims["aud"] == [API, f"http://{T1}/userinfo"] and claims["scope"] == "openid read:things"
+    )
+    info = client.get(
+        "/userinfo",
+        base_url=f"http://{T1}",
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
+    assert info.status_code == 200
