@@ -28,11 +28,19 @@ class StatementCounter:
 
 
 def test_client_credentials_exchange_statement_budget(app, client):
-    client.post("/oauth/token", base_url=f"http://{T1}", headers=basic(*M2M),
-                data={"grant_type": "client_credentials", "audience": "https://api.example.test/"})
+    client.post(
+        "/oauth/token",
+        base_url=f"http://{T1}",
+        headers=basic(*M2M),
+        data={"grant_type": "client_credentials", "audience": "https://api.example.test/"},
+    )
     with StatementCounter(app.extensions["login_site.engine"]) as counter:
-        response = client.post("/oauth/token", base_url=f"http://{T1}", headers=basic(*M2M), data={
-            "grant_type": "client_credentials", "audience": "https://api.example.test/"})
+        response = client.post(
+            "/oauth/token",
+            base_url=f"http://{T1}",
+            headers=basic(*M2M),
+            data={"grant_type": "client_credentials", "audience": "https://api.example.test/"},
+        )
     assert response.status_code == 200
     # tenant, client, client grant, API, signing key (+ the token-lifetime lookup): no writes.
     assert len(counter.statements) <= 6, counter.statements

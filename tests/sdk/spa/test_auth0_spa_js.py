@@ -407,9 +407,7 @@ def test_get_token_silently_without_refresh_tokens_uses_the_iframe_and_returns_a
     chromium.run(scenario)
 
 
-def test_cross_site_iframe_gets_login_required_not_a_broken_page(
-    chromium, spa_app, live_server
-):
+def test_cross_site_iframe_gets_login_required_not_a_broken_page(chromium, spa_app, live_server):
     """Another site: browsers withhold the cookie from third-party iframes, so silent
     authentication answers login_required cleanly (use refresh tokens there, as Auth0
     advises)."""
