@@ -198,6 +198,60 @@ def live_server(request, tmp_path):
     app.extensions["login_site.engine"].dispose()
 
 
+class GunicornServer:
+    """The app as production runs it: gunicorn with several worker processes."""
+
+    def __init__(self, database_url: str, workers: int = 2):
+        import json as _json
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "LOGIN_SITE_DATABASE_URL": database_url,
+            "LOGIN_SITE_SECRET_KEY": BASE_CONFIG["SECRET_KEY"],
+            "LOGIN_SITE_ENCRYPTION_KEYS": _json.dumps(BASE_CONFIG["ENCRYPTION_KEYS"]),
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - fixed command
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 # --- protocol helpers -----------------------------------------------------------------------
 
 

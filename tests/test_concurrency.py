@@ -11,10 +11,9 @@ from login_site.models import RefreshToken
 from login_site.models import User
 from tests.conftest import ALICE
 from tests.conftest import WEB_SECRET
-from tests.conftest import LiveServer
+from tests.conftest import GunicornServer
 from tests.conftest import count
 from tests.conftest import csrf_token
-from tests.conftest import make_app
 from tests.conftest import query_of
 
 PARALLEL = 20
@@ -55,13 +54,13 @@ def run_together(jobs):
 
 
 @pytest.fixture
-def second_server(live_server, tmp_path):
-    """Another app instance (its own engine and pool) on the same database: a second worker."""
-    app = make_app(live_server.app.config["DATABASE_URL"], tmp_path)
-    server = LiveServer(app)
-    with server:
-        yield server
-    app.extensions["login_site.engine"].dispose()
+def second_server(live_server):
+    """gunicorn with two worker processes on the same database: other workers, other
+    processes, sharing nothing but the database."""
+    server = GunicornServer(live_server.app.config["DATABASE_URL"])
+    server.wait_ready()
+    yield server
+    server.stop()
 
 
 def worker_urls(live_server, second_server):
