@@ -17,6 +17,7 @@ def openid_configuration(issuer: str) -> dict:
         "scopes_supported": [
             "openid",
             "profile",
+            "offline_access",
             "email",
             "phone",
             "name",

@@ -50,10 +50,6 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _iso(dt) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
 def user_claims(user: User, scope: str) -> dict[str, Any]:
     """``sub`` plus the claims the scope allows (used in ID tokens and userinfo)."""
     scopes = set(scope.split())
@@ -64,7 +60,8 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
         "nickname": user.nickname,
         "preferred_username": user.username,
         "picture": user.picture,
-        "updated_at": _iso(user.updated_at) if user.updated_at else None,
+        # Seconds since the epoch (OIDC Core §5.1); Auth0 sends an ISO string instead.
+        "updated_at": int(user.updated_at.timestamp()) if user.updated_at else None,
         "email": user.email,
         "email_verified": bool(user.email_verified) if user.email else None,
         "phone_number": user.phone_number,
