@@ -119,7 +119,9 @@ def keys_rotate(tenant_name: str) -> None:
         if tenant is None:
             click.echo(f"error: no tenant named {tenant_name}", err=True)
             sys.exit(1)
-        key = rotate(session, tenant, keyring())
+        config = current_app.config
+        longest = max(config["ID_TOKEN_TTL_SECONDS"], config["ACCESS_TOKEN_TTL_SECONDS"])
+        key = rotate(session, tenant, keyring(), keep_seconds=longest)
         click.echo(f"new current key {key.kid}")
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from login_site.oauth.tokens import SCOPE_CLAIMS
 
 
+@lru_cache(maxsize=1024)  # keyed by the issuer string: nothing stored can make it stale
 def openid_configuration(issuer: str) -> dict:
     return {
         "issuer": issuer,

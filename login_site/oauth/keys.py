@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -78,13 +79,25 @@ def current_key(db: Session, tenant_id: str) -> SigningKey | None:
     ).scalar_one_or_none()
 
 
-def rotate(db: Session, tenant: Tenant, ring: Keyring) -> SigningKey:
-    """The current key becomes previous (still published) and a new one is current."""
+def rotate(db: Session, tenant: Tenant, ring: Keyring, *, keep_seconds: int = 36000) -> SigningKey:
+    """The current key becomes previous and a new one is current. Previous keys stay
+    published until every token they signed has expired (``keep_seconds``: the longest
+    token lifetime, or the tenant's ``signing_keys.keep_previous_days`` if longer), then
+    they are retired."""
+    days = (tenant.setting("signing_keys") or {}).get("keep_previous_days") or 0
+    keep = timedelta(seconds=max(keep_seconds, int(days) * 86400))
+    now = utcnow()
+    for key in db.execute(
+        select(SigningKey).where(SigningKey.tenant_id == tenant.id, SigningKey.state == "previous")
+    ).scalars():
+        if key.rotated_at is not None and key.rotated_at + keep <= now:
+            key.state = "revoked"
     old = current_key(db, tenant.id)
     if old is not None:
         old.state = "previous"
-        old.rotated_at = utcnow()
-    return generate_key(db, tenant, ring)
+        old.rotated_at = now
+    size = (tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE)
+    return generate_key(db, tenant, ring, key_size=int(size))
 
 
 # Parsed private keys by kid. The kid is the key's thumbprint, so an entry can never be

@@ -381,3 +381,25 @@ def test_refresh_and_userinfo_answer_with_no_store(client):
         headers={"Authorization": f"Bearer {body['access_token']}"},
     )
     assert info.headers["Cache-Control"] == "no-store"
+
+
+def test_previous_keys_are_retired_once_their_tokens_have_expired(app, client):
+    from datetime import timedelta
+
+    from login_site.db import session_scope
+    from login_site.models import SigningKey
+    from login_site.models import Tenant
+    from login_site.oauth.keys import rotate
+    from login_site.vault import keyring
+
+    with app.app_context(), session_scope(app) as db:
+        tenant = db.query(Tenant).filter_by(name="t1").one()
+        first = rotate(db, tenant, keyring(), keep_seconds=3600)
+        for key in db.query(SigningKey).filter_by(state="previous"):
+            key.rotated_at -= timedelta(hours=2)
+        rotate(db, tenant, keyring(), keep_seconds=3600)
+        states = {k.kid: k.state for k in db.query(SigningKey).filter_by(tenant_id=tenant.id)}
+    assert states[first.kid] == "previous" and list(states.values()).count("revoked") == 1
+    published = {k["kid"] for k in client.get("/.well-known/jwks.json",
+                                              base_url=f"http://{T1}").json["keys"]}
+    assert published == {kid for kid, state in states.items() if state != "revoked"}
