@@ -12,6 +12,10 @@ from login_site.models.grant import RefreshToken
 from login_site.models.key import SigningKey
 from login_site.models.resource_server import ClientGrant
 from login_site.models.resource_server import ResourceServer
+from login_site.models.security import LoginAttempt
+from login_site.models.security import MailOutbox
+from login_site.models.security import RateCounter
+from login_site.models.security import UserTicket
 from login_site.models.tenant import Tenant
 from login_site.models.tenant import TenantHost
 from login_site.models.user import DatabaseCredential
@@ -28,7 +32,10 @@ __all__ = [
     "Consent",
     "DatabaseCredential",
     "Identity",
+    "LoginAttempt",
     "LoginSession",
+    "MailOutbox",
+    "RateCounter",
     "LoginTransaction",
     "RefreshToken",
     "ResourceServer",
@@ -36,4 +43,5 @@ __all__ = [
     "Tenant",
     "TenantHost",
     "User",
+    "UserTicket",
 ]
