@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,6 +18,8 @@ from login_site.db import utcnow
 from login_site.models import Connection
 from login_site.models import DatabaseCredential
 from login_site.models import Identity
+from login_site.models import PasswordHistory
+from login_site.models import PasswordlessIdentity
 from login_site.models import Tenant
 from login_site.models import User
 
@@ -148,12 +151,109 @@ def create_database_user(db: Session, tenant: Tenant, conn: Connection, data: Si
     return user
 
 
+def find_passwordless_user(db: Session, conn: Connection, identifier: str) -> User | None:
+    """The user whose ``email``/``sms`` identity in ``conn`` owns this normalised email
+    address or E.164 number."""
+    return db.execute(
+        select(User)
+        .join(Identity, Identity.user_pk == User.id)
+        .join(PasswordlessIdentity, PasswordlessIdentity.identity_id == Identity.id)
+        .where(
+            PasswordlessIdentity.connection_id == conn.id,
+            PasswordlessIdentity.identifier == identifier,
+        )
+    ).scalar_one_or_none()
+
+
+def create_passwordless_user(
+    db: Session, tenant: Tenant, conn: Connection, identifier: str
+) -> User:
+    """A user ``email|<24 hex>`` or ``sms|<24 hex>`` (compat §12.1) whose one identity owns
+    ``identifier`` (a normalised email address, or an E.164 number for ``sms``), verified:
+    a code sent there was just redeemed. Two first logins of one identifier race on the
+    unique key: the loser gets :class:`UserExists` with nothing written."""
+    hex_id = new_database_user_id()
+    sms = conn.strategy == "sms"
+    user = User(
+        tenant_id=tenant.id,
+        user_id=f"{conn.strategy}|{hex_id}",
+        email=None if sms else identifier,
+        email_verified=not sms,
+        phone_number=identifier if sms else None,
+        phone_verified=sms,
+        name=identifier,
+        nickname=identifier if sms else identifier.split("@", 1)[0],
+        picture=None if sms else gravatar_url(identifier),
+        user_metadata={},
+        app_metadata={},
+    )
+    identity = Identity(
+        tenant_id=tenant.id,
+        connection_id=conn.id,
+        provider=conn.strategy,
+        user_id=hex_id,
+        is_social=False,
+    )
+    user.identities.append(identity)
+    try:
+        with db.begin_nested():
+            db.add(user)
+            db.flush()
+            db.add(
+                PasswordlessIdentity(
+                    identity_id=identity.id, connection_id=conn.id, identifier=identifier
+                )
+            )
+            db.flush()
+    except IntegrityError as exc:
+        raise UserExists(identifier) from exc
+    return user
+
+
 def user_for_identity(db: Session, conn: Connection, upstream_id: str) -> User | None:
     return db.execute(
         select(User)
         .join(Identity, Identity.user_pk == User.id)
         .where(Identity.connection_id == conn.id, Identity.user_id == upstream_id)
     ).scalar_one_or_none()
+
+
+def credential_of(db: Session, conn: Connection, user: User) -> DatabaseCredential | None:
+    return db.execute(
+        select(DatabaseCredential)
+        .join(Identity, Identity.id == DatabaseCredential.identity_id)
+        .where(Identity.user_pk == user.id, DatabaseCredential.connection_id == conn.id)
+    ).scalar_one_or_none()
+
+
+def password_history(db: Session, credential: DatabaseCredential, limit: int) -> list[str]:
+    rows = db.execute(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.identity_id == credential.identity_id)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc())
+        .limit(limit)
+    ).scalars()
+    return list(rows)
+
+
+def remember_password(db: Session, credential: DatabaseCredential, size: int) -> None:
+    """Keep the current hash in the history, and only the newest ``size`` of them."""
+    db.add(
+        PasswordHistory(identity_id=credential.identity_id, password_hash=credential.password_hash)
+    )
+    db.flush()
+    keep = (
+        select(PasswordHistory.id)
+        .where(PasswordHistory.identity_id == credential.identity_id)
+        .order_by(PasswordHistory.created_at.desc(), PasswordHistory.id.desc())
+        .limit(size)
+    )
+    db.execute(
+        delete(PasswordHistory).where(
+            PasswordHistory.identity_id == credential.identity_id,
+            PasswordHistory.id.not_in(keep.scalar_subquery()),
+        )
+    )
 
 
 def record_login(user: User, ip: str | None) -> None:

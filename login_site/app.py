@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from login_site import db
 from login_site import events
 from login_site import i18n
+from login_site import mail
 from login_site import tenancy
 from login_site.config import load_settings
 from login_site.connections.base import setup_strategies
@@ -22,8 +23,10 @@ from login_site.errors import register_error_handlers
 from login_site.i18n import N_
 from login_site.login import flow
 from login_site.oauth.server import setup_oauth
+from login_site.security import bruteforce
 from login_site.security import cors
 from login_site.security import headers
+from login_site.security import ratelimit
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -42,10 +45,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _setup_proxy(app)
     events.init_app(app)
     db.init_app(app)
+    mail.init_app(app)
     tenancy.init_app(app)
     cors.init_app(app)
     i18n.init_app(app)
     headers.init_app(app)
+    ratelimit.init_app(app)
+    bruteforce.init_app(app)
     _setup_login(app)
     setup_strategies()
     setup_oauth(app)
@@ -85,10 +91,25 @@ def _setup_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from login_site.api.co import bp as co_bp
+    from login_site.api.dbconnections import bp as dbconnections_bp
+    from login_site.api.lock import bp as lock_bp
+    from login_site.api.passwordless import bp as passwordless_bp
+    from login_site.api.passwordless import pages as passwordless_pages_bp
+    from login_site.login.selfservice import bp as selfservice_bp
     from login_site.login.views import bp as login_bp
     from login_site.oauth.views import bp as oauth_bp
 
     app.register_blueprint(login_bp)
+    app.register_blueprint(selfservice_bp)
+    app.register_blueprint(dbconnections_bp)
+    app.register_blueprint(co_bp)
+    app.register_blueprint(lock_bp)  # GET only: the widget's files and client script
+    csrf.exempt(co_bp)
+    csrf.exempt(dbconnections_bp)  # a JSON API for other origins: CORS-checked, no cookies
+    app.register_blueprint(passwordless_bp)
+    csrf.exempt(passwordless_bp)  # JSON API; its hosted-page forms are in passwordless_pages
+    app.register_blueprint(passwordless_pages_bp)
     app.register_blueprint(oauth_bp)
     csrf.exempt(oauth_bp)
     # /authorize accepts a cross-site POST by design (OIDC Core §3.1.2.1).

@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import FlaskGroup
 from flask.cli import with_appcontext
 
+from login_site import mail
 from login_site import migrate
 from login_site.app import create_app
 
@@ -134,3 +135,19 @@ def demo_command(port: int, rp_port: int) -> None:
     from login_site.demo import run_demo
 
     run_demo(port=port, rp_port=rp_port, echo=click.echo)
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="One delivery pass, then exit.")
+@click.option(
+    "--interval",
+    default=mail.WORKER_INTERVAL_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between delivery passes.",
+)
+@with_appcontext
+def worker_command(once: bool, interval: float) -> None:
+    """Deliver queued mail: what the immediate attempt could not send, with backoff."""
+    sent = mail.work(current_app._get_current_object(), interval_seconds=interval, once=once)
+    click.echo(f"{sent} mail(s) sent")

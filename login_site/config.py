@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_PARALLELISM": 1,
     # Lifetimes
     "CODE_TTL_SECONDS": 60,
+    "RESET_TICKET_TTL_SECONDS": 3600,  # Auth0: 5 days by default; OWASP: short
+    "VERIFY_TICKET_TTL_SECONDS": 86400,
+    "LOGIN_TICKET_TTL_SECONDS": 60,
     "LOGIN_TRANSACTION_TTL_SECONDS": 3600,
     "ACCESS_TOKEN_TTL_SECONDS": 86400,
     "ID_TOKEN_TTL_SECONDS": 36000,
@@ -46,6 +49,35 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_NAME": "login_site_session",
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "LANGUAGES": ["en", "fr"],
+    # Mail (mail.py): flask-mail's own settings. No server: mail stays queued in the outbox.
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,  # STARTTLS, certificate verified
+    "MAIL_USE_SSL": False,  # implicit TLS (port 465)
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": None,  # required with a server; the tenant's name is shown
+    "MAIL_SUPPRESS_SEND": False,  # flask-mail would suppress under TESTING; tests use aiosmtpd
+    "MAIL_TIMEOUT_SECONDS": 10,  # per SMTP step
+    # Brute-force protection (security/bruteforce.py). Auth0: 10 attempts per identifier
+    # and IP (connection option max_attempts, 1-100 here too); blocks lift after 30 days.
+    "BRUTE_FORCE_MAX_ATTEMPTS": 10,
+    "BRUTE_FORCE_BLOCK_SECONDS": 30 * 86400,
+    # Suspicious-IP throttling: failed logins from one IP across accounts, per tenant.
+    # Auth0 allows 100, then one more per 864 s; ours is a fixed window.
+    "SUSPICIOUS_IP_LIMIT": "100/hour",
+    # Rate limits per endpoint class (security/ratelimit.py), limits-library strings;
+    # "" turns a class off. Near Auth0's free tier (compat §0.7); burst == sustained here.
+    "RATE_LIMIT_ENABLED": True,
+    "RATE_LIMIT_KEY_PREFIX": "login_site",
+    "RATE_LIMIT_TOKEN": "30/second",  # per IP and client_id; Auth0 30/30 per s
+    "RATE_LIMIT_CO_AUTHENTICATE": "5/second",  # per IP; Auth0 5/5 per s
+    "RATE_LIMIT_LOGIN": "5/second",  # hosted /login POST, per IP; Auth0 5/5 per s
+    "RATE_LIMIT_SIGNUP": "50/minute",  # per IP; Auth0 suspicious-IP signups: 50/min
+    "RATE_LIMIT_CHANGE_PASSWORD": "1/minute",  # per IP and email; Auth0 10 burst, 1/min
+    "RATE_LIMIT_PASSWORDLESS_START": "50/hour",  # per IP; Auth0 50/h
+    "RATE_LIMIT_USERINFO": "10/minute",  # per access token; Auth0 10 burst, 5/min per user
+    "RATE_LIMIT_JWKS": "20/second",  # per IP; Auth0 20/20 per s
 }
 
 

@@ -99,8 +99,27 @@ class InvalidToken(LoginSiteError):
 
 
 class TooManyRequests(LoginSiteError):
+    """A rate limit or suspicious-IP throttle (compat §0.7): Auth0's text for APIs,
+    a readable one for pages."""
+
     error = "too_many_requests"
     status = 429
+    description = (
+        "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and "
+        "X-RateLimit-Reset headers."
+    )
+    page_title = N_("Too many attempts")
+    page_description = N_(
+        "We received too many requests from your network. Wait a little and try again."
+    )
+
+
+class TooManyAttempts(LoginSiteError):
+    """Brute-force protection blocked this identifier from this IP (compat §0.7)."""
+
+    error = "too_many_attempts"
+    status = 429
+    description = "Your account has been blocked after multiple consecutive login attempts."
 
 
 class PageError(LoginSiteError):
@@ -112,10 +131,19 @@ class PageError(LoginSiteError):
         self.error = error or "invalid_request"
 
 
+JSON_PREFIXES = (
+    "/oauth/",
+    "/userinfo",
+    "/.well-known/",
+    "/api/",
+    "/dbconnections",
+    "/co/",
+    "/passwordless/",
+)
+
+
 def wants_json() -> bool:
-    if request.path.startswith(
-        ("/oauth/", "/userinfo", "/.well-known/", "/api/", "/dbconnections")
-    ):
+    if request.path.startswith(JSON_PREFIXES):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -147,7 +175,8 @@ def register_error_handlers(app: Flask) -> None:
         event("request_rejected", exc.error, path=request.path)
         if wants_json():
             return error_json(exc.error, exc.description, exc.status, exc.headers)
-        return error_page(exc.error.replace("_", " ").capitalize(), exc.description, exc.status)
+        title = getattr(exc, "page_title", exc.error.replace("_", " ").capitalize())
+        return error_page(title, getattr(exc, "page_description", exc.description), exc.status)
 
     @app.errorhandler(OAuth2Error)
     def _authlib(exc: OAuth2Error):
@@ -161,6 +190,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         status = exc.code or 500
+        if status == 429:  # flask-limiter's RateLimitExceeded; headers come from the limiter
+            if wants_json():
+                return error_json(TooManyRequests.error, TooManyRequests.description, 429)
+            return error_page(TooManyRequests.page_title, TooManyRequests.page_description, 429)
         if wants_json():
             error = {
                 404: "not_found",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
@@ -144,3 +146,68 @@ def policy_errors(options: dict, password: str) -> list[Rule]:
 def describe(rule: Rule) -> str:
     """Readable text of a rule ("At least 8 characters in length")."""
     return rule.message % rule.format if rule.format else rule.message
+
+
+# --- dictionary, personal information and history (Auth0's extra policy options) ----------
+
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent / "data" / "common-passwords.txt"
+PERSONAL_MIN_LENGTH = 3  # shorter fragments (initials, "jo") would reject too much
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text().splitlines()
+    return frozenset(line.strip().lower() for line in lines if line and not line.startswith("#"))
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A policy failure beyond the strength rules, with Auth0's error name."""
+
+    name: str  # PasswordDictionaryError | PasswordNoUserInfoError | PasswordHistoryError
+    message: str
+
+
+def _enabled(options: dict, key: str) -> dict | None:
+    value = options.get(key)
+    if isinstance(value, dict) and value.get("enable"):
+        return value
+    return None
+
+
+def dictionary_violation(options: dict, password: str) -> Violation | None:
+    conf = _enabled(options, "password_dictionary")
+    if conf is None:
+        return None
+    lowered = password.lower()
+    custom = {str(w).lower() for w in conf.get("dictionary") or []}
+    if lowered in common_passwords() or lowered in custom:
+        return Violation("PasswordDictionaryError", N_("Password is too common"))
+    return None
+
+
+def personal_info_violation(options: dict, password: str, personal: list[str]) -> Violation | None:
+    """The password contains the email's local part, the username, a name or the tenant's."""
+    if _enabled(options, "password_no_personal_info") is None:
+        return None
+    lowered = password.lower()
+    fragments = set()
+    for value in personal:
+        if not value:
+            continue
+        value = value.lower()
+        fragments.add(value.split("@", 1)[0])
+        fragments.update(re.split(r"[\s._+-]+", value.split("@", 1)[0]))
+    if any(len(f) >= PERSONAL_MIN_LENGTH and f in lowered for f in fragments):
+        return Violation("PasswordNoUserInfoError", N_("Password contains user information"))
+    return None
+
+
+def history_size(options: dict) -> int:
+    conf = _enabled(options, "password_history")
+    return min(int(conf.get("size") or 5), 24) if conf else 0
+
+
+def reused(password: str, previous_hashes: list[str]) -> bool:
+    """True when the password matches one of the remembered hashes (argon2 each)."""
+    return any(verify_password(h, password) for h in previous_hashes)

@@ -820,6 +820,13 @@ def export_dict(
             for key in SECRET_OPTIONS:
                 if options.get(key):
                     options[key] = _placeholder(conn.name, key)
+            if isinstance(options.get("custom_database"), dict) and options["custom_database"].get(
+                "url"
+            ):  # the external database URL carries its password
+                options["custom_database"] = {
+                    **options["custom_database"],
+                    "url": _placeholder(conn.name, "custom_database_url"),
+                }
         item = {"name": conn.name}
         if conn.strategy != "auth0":
             item["strategy"] = conn.strategy

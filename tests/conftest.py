@@ -24,6 +24,11 @@ from login_site import migrate
 from login_site import tenant_config
 from login_site.app import create_app
 from login_site.db import Base
+from tests.fixtures.smtp import mailbox  # noqa: F401 - fixture
+from tests.fixtures.smtp import smtp_server  # noqa: F401 - fixture
+
+# One Chromium for the whole run: a second sync Playwright cannot start on this thread.
+pytest_plugins = ["tests.e2e.browser"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T1 = "t1.test"
@@ -37,6 +42,9 @@ BASE_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
     "ENCRYPTION_KEYS": ["a2rcsr243xcpSqKAXjfcNwkIXY62jgVZameeneDYzVw="],
+    # Every test client is 127.0.0.1: races post 20 logins at once. Rate-limit tests set
+    # their own limits (tests/security/test_ratelimit.py).
+    "RATE_LIMIT_LOGIN": "100/second",
 }
 
 
@@ -49,6 +57,9 @@ def seed(app, live_hosts: tuple[str, ...] = (), port: int | None = None) -> None
         + ([f"127.0.0.1:{port}"] if port else []),
         "T2_HOSTS": [T2, *[f"t2.{h}" for h in live_hosts]]
         + ([f"localhost:{port}"] if port else []),
+        # Nothing listens there; tests/passwordless points the sms connection at the
+        # loopback Twilio server (tests/fixtures/twilio.py) per test.
+        "TWILIO_API_BASE": "http://127.0.0.1:9",
     }
     for name in ("t1.yaml", "t2.yaml"):
         tenant_config.import_text(app, (FIXTURES / name).read_text(), keywords=keywords)
@@ -109,15 +120,18 @@ def backend(request):
 
 
 def _app_for(backend_name, request, tmp_path):
+    # Every test app sends its mail to the session's loopback SMTP server.
+    smtp = request.getfixturevalue("smtp_server")
+    smtp.start()  # a test that failed inside smtp_server.down() may have left it stopped
     if backend_name == "postgresql":
         url = request.getfixturevalue("pg_database")
-        app = make_app(url, tmp_path)
+        app = make_app(url, tmp_path, **smtp.app_config())
         _truncate(app)
         seed(app, ("localhost",))
     else:
         template = request.getfixturevalue("sqlite_template")
         shutil.copy(template, tmp_path / "test.db")
-        app = make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path)
+        app = make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path, **smtp.app_config())
     return app
 
 
@@ -201,7 +215,7 @@ def live_server(request, tmp_path):
 class GunicornServer:
     """The app as production runs it: gunicorn with several worker processes."""
 
-    def __init__(self, database_url: str, workers: int = 2):
+    def __init__(self, database_url: str, workers: int = 2, extra_env: dict | None = None):
         import json as _json
         import socket
         import subprocess
@@ -215,6 +229,7 @@ class GunicornServer:
             "LOGIN_SITE_DATABASE_URL": database_url,
             "LOGIN_SITE_SECRET_KEY": BASE_CONFIG["SECRET_KEY"],
             "LOGIN_SITE_ENCRYPTION_KEYS": _json.dumps(BASE_CONFIG["ENCRYPTION_KEYS"]),
+            **(extra_env or {}),  # e.g. smtp_server.env()
         }
         self.process = subprocess.Popen(  # noqa: S603 - fixed command
             [
@@ -243,7 +258,7 @@ class GunicornServer:
             try:
                 requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         raise RuntimeError("gunicorn did not start")
 

@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from login_site import migrate
 from login_site import passwords
 from login_site import tenant_config
+from login_site.connections.base import get_strategy
 from login_site.demo import DEMO_EMAIL
 from login_site.demo import SECRETS_FILE
 from login_site.demo import demo_yaml
@@ -38,16 +39,25 @@ def demo_app(tmp_path):
     app.extensions["login_site.engine"].dispose()
 
 
+DEMO_CONNECTIONS = (
+    ("email", "email"),
+    ("sms", "sms"),
+    ("google-oauth2", "google-oauth2"),
+    ("acme-oidc", "oidc"),
+)
+
+
 def test_demo_yaml_imports_cleanly_twice(demo_app):
     keywords = generate_secrets()
     first = tenant_config.import_text(demo_app, demo_yaml(), keywords=keywords)
     assert "created tenant demo" in first.lines()
     assert "created user alice@example.test (Username-Password-Authentication)" in first.lines()
-    for name in ("email", "sms", "google-oauth2", "acme-oidc"):
-        assert any(
+    for name, strategy in DEMO_CONNECTIONS:
+        noted = any(
             line.startswith(f"connection {name}:") and "not available yet" in line
             for line in first.notes
         )
+        assert noted == (get_strategy(strategy) is None), name
     second = tenant_config.import_text(demo_app, demo_yaml(), keywords=keywords)
     assert not second.changed, second.lines()
 

@@ -138,5 +138,8 @@ def implemented() -> tuple[str, ...]:
 def setup_strategies() -> None:
     """Explicit registration (nothing registers itself on import)."""
     from login_site.connections.database import DatabaseStrategy
+    from login_site.connections.passwordless import STRATEGIES as PASSWORDLESS
 
     register(DatabaseStrategy())
+    for strategy in PASSWORDLESS.values():
+        register(strategy)

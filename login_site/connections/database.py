@@ -8,12 +8,14 @@ from typing import ClassVar
 
 from login_site import accounts
 from login_site import passwords
+from login_site.connections import custom_database
 from login_site.connections.base import Button
 from login_site.connections.base import InvalidOptions
 from login_site.connections.base import LoginFailed
 from login_site.connections.base import Profile
 from login_site.connections.base import Step
 from login_site.db import get_db
+from login_site.db import utcnow
 from login_site.i18n import N_
 from login_site.models import Connection
 from login_site.models import Identity
@@ -55,6 +57,7 @@ class DatabaseStrategy:
         for key in _BOOL_OPTIONS:
             if key in opts and not isinstance(opts[key], bool):
                 raise InvalidOptions(f"options.{key} must be true or false")
+        custom_database.check_options(opts)
         return opts
 
     def button(self, conn: Connection) -> Button:
@@ -89,20 +92,38 @@ class DatabaseStrategy:
         return None
 
 
-def authenticate(db, conn: Connection, identifier: str, password: str) -> User:
+def authenticate(
+    db, conn: Connection, identifier: str, password: str, *, ip: str | None = None
+) -> User:
     """The user for these credentials, or :class:`LoginFailed`. Always one argon2
     verification, also for unknown users (no timing oracle); the blocked check comes
-    after the password, so a wrong password looks the same for every account."""
+    after the password, so a wrong password looks the same for every account.
+    Brute-force protection comes first: a blocked identifier and IP (``ip``: the
+    client's address, by default the request's) fail with ``too_many_attempts``, also
+    with the right password, and a throttled IP gets 429."""
+    from login_site.security import bruteforce
+
     identifier = identifier.strip()
     if passwords.too_long(password) or len(identifier) > 320:
         raise LoginFailed()
+    guard = bruteforce.check(db, conn, identifier, ip)
     credential = accounts.find_credential(db, conn, identifier) if identifier else None
-    ok = passwords.verify_password(credential.password_hash if credential else None, password)
+    external = None
+    if identifier and custom_database.consulted(conn, credential):
+        # "Use my own database": the external hash, when that database knows the
+        # identifier, is this attempt's one verification (and may import the user).
+        external = custom_database.authenticate(db, conn, identifier, password, credential)
+    if external is not None:
+        credential, ok = external
+    else:
+        ok = passwords.verify_password(credential.password_hash if credential else None, password)
     if not ok or credential is None:
+        bruteforce.record_failure(db, guard, credential.identity.user if credential else None)
         raise LoginFailed()
     user = credential.identity.user
     if user.blocked:
         raise LoginFailed("blocked")
+    bruteforce.record_success(db, guard)
     if passwords.needs_rehash(credential.password_hash):
         credential.password_hash = passwords.hash_password(password)
     return user
@@ -123,13 +144,59 @@ def _user_claims(user: User, identity: Identity) -> dict[str, Any]:
 
 
 class SignupRejected(Exception):
-    """A readable reason the sign-up was refused (field errors, policy, disabled)."""
+    """A readable reason the sign-up or password change was refused (nothing written).
 
-    def __init__(self, code: str, message: str, rules: list[passwords.Rule] | None = None):
+    ``code`` is Auth0's error code (``invalid_password``, ``bad.email``...), ``name``
+    the Auth0 error name for password failures (``PasswordStrengthError``...)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        rules: list[passwords.Rule] | None = None,
+        name: str = "BadRequestError",
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.rules = rules or []
+        self.name = name
+
+
+def check_password(
+    conn: Connection,
+    tenant,
+    password: str,
+    *,
+    personal: list[str],
+    previous_hashes: list[str] = (),
+) -> None:
+    """Every password rule of the connection (Auth0's policy options), in Auth0's order."""
+    options = conn.options or {}
+    if passwords.too_long(password):
+        raise SignupRejected(
+            "invalid_password", N_("The password is too long."), name="PasswordStrengthError"
+        )
+    failed = passwords.policy_errors(options, password)
+    if failed:
+        raise SignupRejected(
+            "invalid_password",
+            N_("The password is too weak."),
+            failed,
+            name="PasswordStrengthError",
+        )
+    for violation in (
+        passwords.dictionary_violation(options, password),
+        passwords.personal_info_violation(
+            options, password, [*personal, tenant.name, tenant.friendly_name or ""]
+        ),
+    ):
+        if violation is not None:
+            raise SignupRejected("invalid_password", violation.message, name=violation.name)
+    if previous_hashes and passwords.reused(password, list(previous_hashes)):
+        raise SignupRejected(
+            "invalid_password", N_("Password has previously been used"), name="PasswordHistoryError"
+        )
 
 
 def signup(
@@ -155,18 +222,48 @@ def signup(
             raise SignupRejected("bad.username", N_("Enter a valid username."))
     elif username:
         raise SignupRejected("bad.username", N_("This connection does not use usernames."))
-    if passwords.too_long(password):
-        raise SignupRejected("invalid_password", N_("The password is too long."))
-    failed = passwords.policy_errors(options, password)
-    if failed:
-        raise SignupRejected("invalid_password", N_("The password is too weak."), failed)
+    profile = {k: v for k, v in (profile or {}).items() if k in PROFILE_FIELDS}
+    personal = [email, username or "", *(str(profile.get(k) or "") for k in PERSONAL_FIELDS)]
+    check_password(conn, tenant, password, personal=personal)
+    if custom_database.enabled(conn) and custom_database.knows(conn, email):
+        # The address belongs to a legacy user not imported yet (Auth0 runs Get User here).
+        raise accounts.UserExists(accounts.normalise_email(email))
     data = accounts.SignupData(
-        email=email,
-        username=username,
-        password_hash=passwords.hash_password(password),
-        **{k: v for k, v in (profile or {}).items() if k in _PROFILE_FIELDS},
+        email=email, username=username, password_hash=passwords.hash_password(password), **profile
     )
     return accounts.create_database_user(db, tenant, conn, data)
 
 
-_PROFILE_FIELDS = ("given_name", "family_name", "name", "nickname", "picture", "user_metadata")
+def change_password(db, tenant, conn: Connection, user: User, password: str) -> None:
+    """Set a new password after every policy rule (history included); remember the old
+    hash, and end every session and refresh token of the user (checklist RT-07, PR-05)."""
+    from login_site import sessions
+    from login_site.oauth import refresh
+
+    credential = accounts.credential_of(db, conn, user)
+    if credential is None or custom_database.consulted(conn, credential):
+        raise SignupRejected("bad.connection", N_("This account has no password here."))
+    size = passwords.history_size(conn.options or {})
+    previous = [credential.password_hash]
+    if size:
+        previous += accounts.password_history(db, credential, size - 1)
+    personal = [
+        user.email or "",
+        user.username or "",
+        user.name or "",
+        user.given_name or "",
+        user.family_name or "",
+    ]
+    check_password(
+        conn, tenant, password, personal=personal, previous_hashes=previous if size else []
+    )
+    if size:
+        accounts.remember_password(db, credential, size)
+    credential.password_hash = passwords.hash_password(password)
+    credential.password_changed_at = utcnow()
+    sessions.revoke_all_for_user(db, user.id)
+    refresh.revoke_for_user(db, user.id)
+
+
+PROFILE_FIELDS = ("given_name", "family_name", "name", "nickname", "picture", "user_metadata")
+PERSONAL_FIELDS = ("given_name", "family_name", "name", "nickname")

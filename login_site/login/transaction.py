@@ -38,7 +38,9 @@ def browser_secret() -> str:
     return value
 
 
-def create(db: Session, tenant: Tenant, areq: AuthorizeRequest, ttl_seconds: int) -> str:
+def create(
+    db: Session, tenant: Tenant, areq: AuthorizeRequest, ttl_seconds: int, extra: dict | None = None
+) -> str:
     tx_id = new_secret(24)
     now = utcnow()
     db.add(
@@ -46,7 +48,7 @@ def create(db: Session, tenant: Tenant, areq: AuthorizeRequest, ttl_seconds: int
             id=tx_id,
             tenant_id=tenant.id,
             client_pk=areq.client.id,
-            params=areq.to_params(),
+            params={**areq.to_params(), **(extra or {})},
             browser_hash=sha256_hex(browser_secret()),
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds),

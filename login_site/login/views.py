@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from login_site import accounts
 from login_site import passwords
+from login_site.api import co
 from login_site.connections.base import LoginFailed
 from login_site.connections.base import get_strategy
 from login_site.connections.database import SignupRejected
@@ -30,6 +31,7 @@ from login_site.login import consent
 from login_site.login import flow
 from login_site.login import pages
 from login_site.login import transaction
+from login_site.models import CrossOriginTicket
 from login_site.oauth import authorize
 from login_site.oauth.authorize import RedirectError
 from login_site.tenancy import current_tenant
@@ -54,6 +56,8 @@ def authorize_endpoint():
     g.client_id = args.get("client_id")
     areq = authorize.parse(db, current_tenant(), args, issuer())
     g.ui_locales = areq.ui_locales
+    if args.get("login_ticket"):
+        return _cross_origin_login(areq, args.get("login_ticket"))
     record = flow.current_login_session()
     if flow.session_satisfies(areq, record):
         return _continue(areq, record)
@@ -66,10 +70,45 @@ def authorize_endpoint():
     )
 
 
-def _new_transaction(areq) -> str:
+def _new_transaction(areq, extra: dict | None = None) -> str:
     return transaction.create(
-        get_db(), current_tenant(), areq, current_app.config["LOGIN_TRANSACTION_TTL_SECONDS"]
+        get_db(),
+        current_tenant(),
+        areq,
+        current_app.config["LOGIN_TRANSACTION_TTL_SECONDS"],
+        extra,
     )
+
+
+def _cross_origin_login(areq, raw_ticket: str):
+    """``login_ticket`` from /co/authenticate: redeemed once, by the browser that got it
+    (its cookie), or after the application's verification page proves the co_verifier."""
+    try:
+        row = co.find_ticket(raw_ticket, areq.client, areq.target.redirect_uri)
+        if co.cookie_binds(row):
+            return finish_login(None, areq, co.spend(row), row.connection)
+        tx_id = _new_transaction(areq, {"co_ticket_hash": row.ticket_hash})
+        return co.verification_page(row, areq.client, tx_id)
+    except AccessDenied as exc:
+        raise RedirectError(areq.target, exc, issuer()) from exc
+
+
+@bp.post("/co/verify")
+def co_verify():
+    """The verifier relayed from the application's cross-origin verification page."""
+    db = get_db()
+    tx, areq = transaction.load(db, current_tenant(), request.form.get("state"))
+    row = db.get(CrossOriginTicket, tx.params.get("co_ticket_hash") or "")
+    try:
+        if row is None or not co.verifier_binds(row, request.form.get("verifier")):
+            raise AccessDenied("The cross-origin verification failed.")
+        row = co.find_ticket_row(row, areq.client, areq.target.redirect_uri)
+        user = co.spend(row)
+    except AccessDenied as exc:
+        tx.completed_at = utcnow()
+        db.commit()
+        raise RedirectError(areq.target, exc, issuer()) from exc
+    return finish_login(tx, areq, user, row.connection)
 
 
 def _continue(areq, record, tx=None):
@@ -150,6 +189,7 @@ def _render(
         has_any=bool(available),
         requires_username=bool(options.get("requires_username")),
         signup_allowed=signup_allowed,
+        forgot_allowed=bool(database) and not options.get("disable_self_service_change_password"),
         policy=[(r, _describe(r)) for r in passwords.policy_rules(options, "")],
         error=error,
         failed_rules=[_describe(r) for r in rules or []],
@@ -163,6 +203,43 @@ def _render(
 def _describe(rule: passwords.Rule) -> str:
     """A policy rule in the page's language."""
     return _(rule.message) % rule.format if rule.format else _(rule.message)
+
+
+@bp.post("/login/start")
+def start_connection():
+    """A non-database connection's button: the strategy's first step (a redirect upstream,
+    or a page of its own), for a connection the login page offered to this client."""
+    db, tenant = get_db(), current_tenant()
+    tx, areq = transaction.load(db, tenant, request.form.get("state"))
+    g.ui_locales = areq.ui_locales
+    offer = next(
+        (
+            o
+            for o in pages.offers(db, tenant, areq.client, only=areq.connection)
+            if o.connection.name == request.form.get("connection")
+        ),
+        None,
+    )
+    if offer is None or offer.kind == "database":
+        return _render(
+            tx,
+            areq,
+            screen="login",
+            status=400,
+            error=_("This sign-in method is not available for this application."),
+        )
+    step = get_strategy(offer.connection.strategy).begin(offer.connection, tx)
+    db.commit()
+    if step.kind == "redirect":
+        return redirect(step.url, code=303)
+    return render_template(
+        step.template,
+        tenant=tenant,
+        client=areq.client,
+        state=tx.id,
+        connection=offer.connection,
+        **step.context,
+    )
 
 
 @bp.get("/login")
@@ -218,14 +295,22 @@ def login_submit():
             connection=conn.name,
             client_id=areq.client.client_id,
         )
-        message = (
-            _("Your account is blocked. Contact the administrator.")
-            if failure.reason == "blocked"
-            else _("Wrong email or password.")
+        status, message = 400, _("Wrong email or password.")
+        if failure.reason == "blocked":
+            message = _("Your account is blocked. Contact the administrator.")
+        elif failure.reason == "too_many_attempts":
+            # The same words for every identifier, known or not (mail goes to owners only).
+            status = 429
+            message = _(
+                "Your account has been blocked after multiple consecutive login attempts. "
+                "If this account exists, we have emailed its owner a link to unblock it; "
+                "resetting the password unblocks it too."
+            )
+        return _render(
+            tx, areq, screen="login", status=status, error=message, identifier=identifier
         )
-        return _render(tx, areq, screen="login", status=400, error=message, identifier=identifier)
     user = accounts.user_for_identity(db, conn, profile.user_id)
-    return _complete(tx, areq, user, conn.name)
+    return finish_login(tx, areq, user, conn.name)
 
 
 def _signup(tx, areq, conn):
@@ -268,10 +353,12 @@ def _signup(tx, areq, conn):
         )
     db.commit()
     event("signup", "success", user_id=user.user_id, connection=conn.name)
-    return _complete(tx, areq, user, conn.name)
+    return finish_login(tx, areq, user, conn.name)
 
 
-def _complete(tx, areq, user, connection_name: str):
+def finish_login(tx, areq, user, connection_name: str):
+    """After any strategy authenticated ``user``: a new session, consent if needed, the code.
+    ``tx`` is the login transaction (``None`` when there is none, e.g. a login ticket)."""
     record = flow.establish(user, connection_name)
     event(
         "login",

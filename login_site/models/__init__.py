@@ -6,10 +6,13 @@ from login_site.models.connection import ConnectionClient
 from login_site.models.grant import AccessToken
 from login_site.models.grant import AuthorizationCode
 from login_site.models.grant import Consent
+from login_site.models.grant import CrossOriginTicket
 from login_site.models.grant import LoginSession
 from login_site.models.grant import LoginTransaction
 from login_site.models.grant import RefreshToken
 from login_site.models.key import SigningKey
+from login_site.models.passwordless import PasswordlessCode
+from login_site.models.passwordless import PasswordlessIdentity
 from login_site.models.resource_server import ClientGrant
 from login_site.models.resource_server import ResourceServer
 from login_site.models.security import LoginAttempt
@@ -20,6 +23,7 @@ from login_site.models.tenant import Tenant
 from login_site.models.tenant import TenantHost
 from login_site.models.user import DatabaseCredential
 from login_site.models.user import Identity
+from login_site.models.user import PasswordHistory
 from login_site.models.user import User
 
 __all__ = [
@@ -30,11 +34,15 @@ __all__ = [
     "Connection",
     "ConnectionClient",
     "Consent",
+    "CrossOriginTicket",
     "DatabaseCredential",
     "Identity",
     "LoginAttempt",
     "LoginSession",
     "MailOutbox",
+    "PasswordHistory",
+    "PasswordlessCode",
+    "PasswordlessIdentity",
     "RateCounter",
     "LoginTransaction",
     "RefreshToken",

@@ -137,3 +137,23 @@ class Consent(Base):
     audience_key: Mapped[str] = mapped_column(String(600), default="")
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CrossOriginTicket(Base):
+    """``/co/authenticate``'s ``login_ticket``: single use, seconds long, bound to the
+    client, the calling origin, this browser (cookie) and the ``co_verifier``."""
+
+    __tablename__ = "co_tickets"
+
+    ticket_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    client_pk: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    connection: Mapped[str] = mapped_column(String(128))
+    origin: Mapped[str] = mapped_column(String(255))
+    co_id: Mapped[str] = mapped_column(String(64))
+    verifier_hash: Mapped[str] = mapped_column(String(64))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -38,6 +38,7 @@ def openid_configuration(issuer: str) -> dict:
             "client_credentials",
             "password",
             "http://auth0.com/oauth/grant-type/password-realm",
+            "http://auth0.com/oauth/grant-type/passwordless/otp",
         ],
         "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",

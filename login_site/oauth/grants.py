@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import current_app
 from flask import g
+from flask import request as flask_request
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -20,6 +21,7 @@ from login_site.connections.base import LoginFailed
 from login_site.connections.database import authenticate as database_authenticate
 from login_site.db import get_db
 from login_site.db import utcnow
+from login_site.errors import TooManyAttempts
 from login_site.models import AccessToken
 from login_site.models import AuthorizationCode
 from login_site.models import ClientGrant
@@ -371,11 +373,15 @@ class PasswordGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         if audience and _api(audience) is None:
             raise AccessDeniedError(f"Service not found: {audience[:200]}", status_code=403)
         try:
-            user = database_authenticate(get_db(), conn, username, password)
+            user = database_authenticate(
+                get_db(), conn, username, password, ip=flask_request.remote_addr
+            )
         except LoginFailed as failure:
             get_db().rollback()
             if failure.reason == "blocked":
                 raise UserBlockedError() from failure
+            if failure.reason == "too_many_attempts":
+                raise TooManyAttempts() from failure  # 429 (compat §0.7)
             raise InvalidGrantError("Wrong email or password.") from failure
         self.request.client = client
         self.request.user = user

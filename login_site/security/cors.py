@@ -19,7 +19,16 @@ from login_site.db import get_db
 from login_site.models import Client
 from login_site.oauth.authorize import origin_of
 
-CORS_PATHS = ("/oauth/token", "/oauth/revoke", "/userinfo")
+CORS_PATHS = (
+    "/oauth/token",
+    "/oauth/revoke",
+    "/userinfo",
+    "/dbconnections/signup",
+    "/dbconnections/change_password",
+    "/co/authenticate",
+    "/passwordless/start",
+)
+CREDENTIALED_PATHS = ("/co/authenticate",)  # sent with credentials: sets the ticket cookie
 ALLOWED_HEADERS = "auth0-client, authorization, content-type, dpop, x-request-language"
 MAX_AGE_SECONDS = 600
 
@@ -58,8 +67,10 @@ def _allowed_for_request(origin: str) -> bool:
 
 
 def _allow(response: Response, origin: str) -> None:
-    # No credentials: these endpoints take bearer tokens and client secrets, not cookies.
     response.headers["Access-Control-Allow-Origin"] = origin
+    # Only /co/authenticate is called with credentials; the others take bearer tokens.
+    if request.path in CREDENTIALED_PATHS:
+        response.headers["Access-Control-Allow-Credentials"] = "true"
 
 
 def init_app(app: Flask) -> None:

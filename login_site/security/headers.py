@@ -25,9 +25,10 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "no-referrer")
         if response.mimetype == "text/html":
             framing = headers.get("Content-Security-Policy", "frame-ancestors 'none'")
+            frames = f"frame-src {g.csp_frame_src}; " if g.get("csp_frame_src") else ""
             headers["Content-Security-Policy"] = (
                 "default-src 'self'; img-src 'self' data: https:; "
-                f"script-src 'self' 'nonce-{csp_nonce()}'; style-src 'self'; "
+                f"script-src 'self' 'nonce-{csp_nonce()}'; style-src 'self'; {frames}"
                 "object-src 'none'; base-uri 'none'; " + framing
             )
             if "frame-ancestors 'none'" in framing:

@@ -12,7 +12,7 @@ from login_site.connections.base import setup_strategies
 
 def test_registered_strategies_satisfy_the_protocol():
     setup_strategies()
-    assert implemented() == ("auth0",)
+    assert implemented() == ("auth0", "email", "sms")
     for name in implemented():
         strategy = get_strategy(name)
         assert isinstance(strategy, Strategy)

@@ -48,7 +48,7 @@ def test_preflight_is_answered_for_a_registered_origin(client, path):
 
 @pytest.mark.parametrize(
     "origin",
-    ["https://evil.test", "http://localhost:38124", "null", "http://localhost:38123.evil.test"],
+    ["https://evil.test", "http://localhost:38199", "null", "http://localhost:38123.evil.test"],
 )
 def test_other_origins_get_no_cors_headers(client, origin):
     response = client.options(
@@ -400,6 +400,7 @@ def test_previous_keys_are_retired_once_their_tokens_have_expired(app, client):
         rotate(db, tenant, keyring(), keep_seconds=3600)
         states = {k.kid: k.state for k in db.query(SigningKey).filter_by(tenant_id=tenant.id)}
     assert states[first.kid] == "previous" and list(states.values()).count("revoked") == 1
-    published = {k["kid"] for k in client.get("/.well-known/jwks.json",
-                                              base_url=f"http://{T1}").json["keys"]}
+    published = {
+        k["kid"] for k in client.get("/.well-known/jwks.json", base_url=f"http://{T1}").json["keys"]
+    }
     assert published == {kid for kid, state in states.items() if state != "revoked"}

@@ -38,9 +38,9 @@ from playwright.sync_api import Response
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import ALICE
-from tests.e2e.conftest import CHROMIUM
-from tests.e2e.conftest import CHROMIUM_ARGS
-from tests.e2e.conftest import TIMEOUT_MS
+from tests.e2e.browser import CHROMIUM
+from tests.e2e.browser import CHROMIUM_ARGS
+from tests.e2e.browser import TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 

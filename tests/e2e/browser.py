@@ -1,4 +1,4 @@
-"""Browser fixtures: one headless Chromium per run (the system one, never downloaded),
+"""Browser fixtures (registered once, in tests/conftest.py): one headless Chromium per run,
 a fresh context and page per test, and helpers to reach the hosted login page.
 
 The app's callbacks (``https://app.test``, ``https://partners.test``) do not exist: the

@@ -1,0 +1,1 @@
+"""Benchmarks: login_site against panva's oidc-provider on loopback (issue 10)."""

@@ -1,0 +1,446 @@
+"""Rate limits per endpoint class (compat §0.7) and the shared counters behind them.
+
+flask-limiter applies one limit per endpoint class, chosen by request path and method, so
+routes written elsewhere (``/dbconnections/*``, ``/co/authenticate``...) are limited
+without decorating them. Counters live in Redis when ``LOGIN_SITE_REDIS_URL`` is set
+(while it is down, flask-limiter falls back to per-process memory and logs a warning);
+otherwise in the ``rate_counters`` table, so every worker of the embedded default shares
+them. Responses of limited endpoints carry ``X-RateLimit-Limit``, ``-Remaining`` and
+``-Reset`` (UNIX seconds); a 429 also carries ``Retry-After``. The 429 body is made by
+:mod:`login_site.errors`.
+
+The same storage holds named counters for other modules (suspicious-IP throttling in
+:mod:`login_site.security.bruteforce`): :func:`counter_hit` and :func:`counter_test`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import has_request_context
+from flask import request
+from flask_limiter import HeaderNames
+from flask_limiter import Limit
+from flask_limiter import Limiter
+from flask_limiter import RequestLimit
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.storage import Storage
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy import case
+from sqlalchemy import create_engine
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from login_site.db import utcnow
+from login_site.errors import TooManyRequests
+from login_site.events import event
+from login_site.models import RateCounter
+from login_site.security.secrets import sha256_hex
+
+log = logging.getLogger("login_site.ratelimit")
+
+LIMITER = "login_site.limiter"
+COUNTERS = "login_site.rate_counters"
+DATABASE_SCHEME = "login-site-db"
+REDIS_TIMEOUT_SECONDS = 1
+# flask-limiter writes its Retry-After here; it becomes Retry-After on its own 429s only.
+LIMITER_RETRY_AFTER = "X-Login-Site-Limiter-Retry-After"
+# While Redis is unreachable, named counters use memory and try Redis again after this.
+REDIS_RETRY_SECONDS = 30
+
+
+# --- who is asking ---------------------------------------------------------------------------
+
+
+def client_ip() -> str:
+    """The client's address: ``request.remote_addr``, which ProxyFix rewrites only for the
+    configured number of trusted proxies (``PROXY_FIX_X_FOR``); ``X-Forwarded-For`` from
+    anyone else is ignored (checklist SE-10)."""
+    return (request.remote_addr or "") if has_request_context() else ""
+
+
+def ip_key(ip: str) -> str:
+    """The counting unit for an address: IPv4 as is, IPv6 by its /64 (one subscriber
+    usually holds a whole /64, so single addresses would be free to rotate)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _tenant() -> str:
+    tenant = g.get("tenant")
+    return tenant.id if tenant is not None else "-"
+
+
+def _body_field(name: str) -> str:
+    """A field of a JSON or form body, or ""; never raises (flask-limiter would take an
+    exception in a key function for a storage failure)."""
+    try:
+        if request.is_json:
+            data = request.get_json(silent=True)
+            value = data.get(name) if isinstance(data, dict) else None
+        else:
+            value = request.form.get(name)
+    except Exception:  # any unreadable body counts as absent
+        return ""
+    return value.strip()[:320] if isinstance(value, str) else ""
+
+
+def by_ip() -> str:
+    return f"{_tenant()}:{ip_key(client_ip())}"
+
+
+def by_ip_and_client() -> str:
+    from login_site.oauth.server import basic_client_id
+
+    client_id = basic_client_id() or _body_field("client_id")
+    return f"{by_ip()}:{sha256_hex(client_id)[:16]}"
+
+
+def by_ip_and_email() -> str:
+    """Auth0 limits password-reset requests per IP and email; the address is hashed."""
+    return f"{by_ip()}:{sha256_hex(_body_field('email').lower())[:16]}"
+
+
+def by_access_token() -> str:
+    """Per access token (Auth0 limits /userinfo per user; a token stands for one user)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        token = _body_field("access_token")
+    return f"{_tenant()}:{sha256_hex(token.strip())[:32]}" if token else by_ip()
+
+
+# --- endpoint classes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointClass:
+    name: str
+    paths: tuple[str, ...]
+    methods: tuple[str, ...]
+    setting: str  # config key holding the limit string
+    key: Callable[[], str]
+
+
+ENDPOINT_CLASSES: tuple[EndpointClass, ...] = (
+    EndpointClass("token", ("/oauth/token",), ("POST",), "RATE_LIMIT_TOKEN", by_ip_and_client),
+    EndpointClass(
+        "co_authenticate", ("/co/authenticate",), ("POST",), "RATE_LIMIT_CO_AUTHENTICATE", by_ip
+    ),
+    EndpointClass(
+        "login", ("/login", "/usernamepassword/login"), ("POST",), "RATE_LIMIT_LOGIN", by_ip
+    ),
+    EndpointClass("signup", ("/dbconnections/signup",), ("POST",), "RATE_LIMIT_SIGNUP", by_ip),
+    EndpointClass(
+        "change_password",
+        ("/dbconnections/change_password", "/forgot_password"),
+        ("POST",),
+        "RATE_LIMIT_CHANGE_PASSWORD",
+        by_ip_and_email,
+    ),
+    EndpointClass(
+        "passwordless_start",
+        ("/passwordless/start",),
+        ("POST",),
+        "RATE_LIMIT_PASSWORDLESS_START",
+        by_ip,
+    ),
+    EndpointClass(
+        "userinfo", ("/userinfo",), ("GET", "POST"), "RATE_LIMIT_USERINFO", by_access_token
+    ),
+    EndpointClass("jwks", ("/.well-known/jwks.json",), ("GET",), "RATE_LIMIT_JWKS", by_ip),
+)
+
+
+def endpoint_class() -> EndpointClass | None:
+    for cls in ENDPOINT_CLASSES:
+        if request.path in cls.paths and request.method in cls.methods:
+            return cls
+    return None
+
+
+def _not_this_class(cls: EndpointClass) -> bool:
+    return endpoint_class() is not cls
+
+
+def _limit_of(cls: EndpointClass) -> str:
+    return current_app.config.get(cls.setting) or ""
+
+
+def _limit(cls: EndpointClass) -> Limit:
+    return Limit(
+        partial(_limit_of, cls),
+        key_function=cls.key,
+        scope=cls.name,
+        shared=True,
+        exempt_when=partial(_not_this_class, cls),
+    )
+
+
+def _breached(limit: RequestLimit) -> None:
+    cls = endpoint_class()
+    event("rate_limit", "exceeded", endpoint_class=cls.name if cls else None, path=request.path)
+
+
+# --- database storage ------------------------------------------------------------------------
+
+
+def upsert(bind: Engine, model):
+    """``INSERT ... ON CONFLICT`` for the engines we run on (SQLite and PostgreSQL)."""
+    if bind.dialect.name == "postgresql":
+        return postgresql_insert(model)
+    if bind.dialect.name == "sqlite":
+        return sqlite_insert(model)
+    raise NotImplementedError(f"no upsert for {bind.dialect.name}")
+
+
+class DatabaseStorage(Storage):
+    """Fixed-window counters in ``rate_counters``: one atomic upsert per hit, shared by
+    every process on the database. Expired rows are deleted now and then.
+
+    limits registers storage classes by URI scheme when they are defined; this scheme is
+    used only by :func:`init_app`, which passes the engine."""
+
+    STORAGE_SCHEME = [DATABASE_SCHEME]
+    PURGE_INTERVAL_SECONDS = 60
+    MAX_KEY_LENGTH = 255
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        wrap_exceptions: bool = False,
+        engine: Engine | None = None,
+        **options,
+    ):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        if engine is None:
+            raise ValueError("DatabaseStorage needs an engine")
+        self.engine = engine
+        self._next_purge = 0.0
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return SQLAlchemyError
+
+    def _key(self, key: str) -> str:
+        return key if len(key) <= self.MAX_KEY_LENGTH else "sha256:" + sha256_hex(key)
+
+    @staticmethod
+    def _memo() -> dict[str, tuple[int, float]]:
+        """The count and expiry this request's own hit returned, so the response headers
+        need no second query."""
+        if not has_request_context():
+            return {}
+        if "rate_counter_memo" not in g:
+            g.rate_counter_memo = {}
+        return g.rate_counter_memo
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        key = self._key(key)
+        now = utcnow()
+        table = RateCounter.__table__
+        stmt = upsert(self.engine, table).values(
+            key=key, count=amount, expires_at=now + timedelta(seconds=expiry)
+        )
+        expired = table.c.expires_at <= now
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "count": case(
+                    (expired, stmt.excluded.count), else_=table.c.count + stmt.excluded.count
+                ),
+                "expires_at": case((expired, stmt.excluded.expires_at), else_=table.c.expires_at),
+            },
+        ).returning(table.c.count, table.c.expires_at)
+        with self.engine.begin() as conn:
+            count, expires_at = conn.execute(stmt).one()
+        self._memo()[key] = (count, expires_at.timestamp())
+        self._purge(now)
+        return count
+
+    def _purge(self, now) -> None:
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.PURGE_INTERVAL_SECONDS
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(RateCounter).where(RateCounter.expires_at < now - timedelta(seconds=60))
+            )
+
+    def get(self, key: str) -> int:
+        key = self._key(key)
+        memo = self._memo().get(key)
+        if memo is not None and memo[1] > time.time():
+            return memo[0]
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                select(RateCounter.count).where(
+                    RateCounter.key == key, RateCounter.expires_at > utcnow()
+                )
+            ).scalar()
+        return int(count or 0)
+
+    def get_expiry(self, key: str) -> float:
+        key = self._key(key)
+        memo = self._memo().get(key)
+        if memo is not None:
+            return memo[1]
+        with self.engine.connect() as conn:
+            expires_at = conn.execute(
+                select(RateCounter.expires_at).where(RateCounter.key == key)
+            ).scalar()
+        return expires_at.timestamp() if expires_at is not None else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(RateCounter)).rowcount
+
+    def clear(self, key: str) -> None:
+        key = self._key(key)
+        self._memo().pop(key, None)
+        with self.engine.begin() as conn:
+            conn.execute(delete(RateCounter).where(RateCounter.key == key))
+
+
+# --- named counters --------------------------------------------------------------------------
+
+
+class Counters:
+    """Fixed-window counters for other modules, on the rate-limit storage. While Redis
+    is unreachable they use this process's memory (logged), like flask-limiter does."""
+
+    def __init__(self, storage: Storage, prefix: str, fallback: bool):
+        self.primary = FixedWindowRateLimiter(storage)
+        self.prefix = prefix
+        self.fallback = fallback
+        self.memory: FixedWindowRateLimiter | None = None
+        self.retry_at = 0.0
+
+    def _run(self, method: str, limit: str, identifiers: tuple[str, ...]):
+        item, args = parse(limit), (self.prefix, "counter", *identifiers)
+        if not self.fallback or time.monotonic() >= self.retry_at:
+            try:
+                return getattr(self.primary, method)(item, *args)
+            except self.primary.storage.base_exceptions:
+                if not self.fallback:
+                    raise
+                log.warning("rate-limit storage unreachable: counters fall back to memory")
+                self.retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+        if self.memory is None:
+            self.memory = FixedWindowRateLimiter(MemoryStorage())
+        return getattr(self.memory, method)(item, *args)
+
+    def hit(self, limit: str, *identifiers: str) -> bool:
+        return self._run("hit", limit, identifiers)
+
+    def test(self, limit: str, *identifiers: str) -> bool:
+        return self._run("test", limit, identifiers)
+
+    def reset_at(self, limit: str, *identifiers: str) -> float:
+        """When the current window ends (UNIX seconds)."""
+        return self._run("get_window_stats", limit, identifiers).reset_time
+
+
+def counter_hit(limit: str, *identifiers: str) -> bool:
+    """Count one event; False once ``limit`` (e.g. ``"100/hour"``) is exceeded."""
+    return current_app.extensions[COUNTERS].hit(limit, *identifiers)
+
+
+def counter_test(limit: str, *identifiers: str) -> bool:
+    """True while another event fits in ``limit``; counts nothing."""
+    return current_app.extensions[COUNTERS].test(limit, *identifiers)
+
+
+def too_many_requests(limit: str, *identifiers: str) -> TooManyRequests:
+    """The 429 for an exhausted counter, with ``Retry-After`` for when its window ends."""
+    reset_at = current_app.extensions[COUNTERS].reset_at(limit, *identifiers)
+    error = TooManyRequests()
+    error.headers = {"Retry-After": str(max(1, math.ceil(reset_at - time.time())))}
+    return error
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+def _storage(app: Flask) -> tuple[str, dict, bool]:
+    """(storage URI, options, in-memory fallback) for the configured store."""
+    redis_url = app.config.get("REDIS_URL")
+    if redis_url:
+        options = {
+            "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+            "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        }
+        return redis_url, options, True
+    # Its own Engine over the application's pool: counters commit on their own, apart
+    # from the request's session.
+    main = app.extensions["login_site.engine"]
+    engine = create_engine(main.url, pool=main.pool)
+    return f"{DATABASE_SCHEME}://", {"engine": engine}, False
+
+
+def _retry_after_on_limited_responses(response: Response) -> Response:
+    """flask-limiter computes ``Retry-After`` for every response of a limited endpoint;
+    it is sent on the limiter's own 429s only (a blocked login has no retry time)."""
+    value = response.headers.pop(LIMITER_RETRY_AFTER, None)
+    current = current_app.extensions[LIMITER].current_limit
+    if value and response.status_code == 429 and current is not None and current.breached:
+        response.headers["Retry-After"] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """After ``tenancy.init_app``: the limits are keyed by tenant."""
+    uri, options, fallback = _storage(app)
+    prefix = app.config["RATE_LIMIT_KEY_PREFIX"]
+    app.extensions[COUNTERS] = Counters(storage_from_string(uri, **options), prefix, fallback)
+    # Registered before the limiter's own hook, so it runs after it.
+    app.after_request(_retry_after_on_limited_responses)
+    limiter = Limiter(
+        by_ip,
+        default_limits=[_limit(cls) for cls in ENDPOINT_CLASSES],
+        headers_enabled=True,
+        header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
+        strategy="fixed-window",
+        storage_uri=uri,
+        storage_options=options,
+        in_memory_fallback_enabled=fallback,
+        retry_after="delta-seconds",
+        key_prefix=prefix,
+        on_breach=_breached,
+        enabled=bool(app.config["RATE_LIMIT_ENABLED"]),
+    )
+    limiter.init_app(app)
+    app.extensions[LIMITER] = limiter
