@@ -43,6 +43,7 @@ from twilio.rest import Client as TwilioClient
 from urllib3.exceptions import NewConnectionError
 
 from login_site.events import event
+from login_site.vault import reveal
 
 TWILIO_API_BASE = "https://api.twilio.com"
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -99,8 +100,8 @@ class TwilioSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TwilioSettings:
         return cls(
-            account_sid=str(options.get("twilio_sid") or ""),
-            auth_token=str(options.get("twilio_token") or ""),
+            account_sid=str(reveal(options.get("twilio_sid")) or ""),
+            auth_token=str(reveal(options.get("twilio_token")) or ""),
             from_number=options.get("from") or None,
             messaging_service_sid=options.get("messaging_service_sid") or None,
             api_base=str(

@@ -44,6 +44,8 @@ from login_site.tenancy import normalise_host
 from login_site.urls import origin_problem
 from login_site.urls import redirect_uri_problem
 from login_site.vault import Keyring
+from login_site.vault import reveal_options
+from login_site.vault import seal_options
 
 KEYWORD_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 HASH_KEYWORD = re.compile(r"##([A-Z][A-Z0-9_]*)##")
@@ -488,7 +490,9 @@ def apply(
     clients = _apply_clients(db, ring, tenant, doc["clients"], report, allow_delete)
     _apply_apis(db, tenant, doc["apis"], report, allow_delete)
     _apply_grants(db, tenant, clients, doc["grants"], report, allow_delete)
-    connections = _apply_connections(db, tenant, clients, doc["connections"], report, allow_delete)
+    connections = _apply_connections(
+        db, ring, tenant, clients, doc["connections"], report, allow_delete
+    )
     _apply_users(db, tenant, connections, doc["users"], report)
     if keys.current_key(db, tenant.id) is None:
         keys.ensure_signing_key(db, tenant, ring)
@@ -636,7 +640,9 @@ def _apply_grants(db, tenant, clients, specs, report, allow_delete) -> None:
                 report.deleted.append(f"client grant {grant.audience}")
 
 
-def _apply_connections(db, tenant, clients, specs, report, allow_delete) -> dict[str, Connection]:
+def _apply_connections(
+    db, ring, tenant, clients, specs, report, allow_delete
+) -> dict[str, Connection]:
     existing = {
         c.name: c
         for c in db.execute(select(Connection).where(Connection.tenant_id == tenant.id)).scalars()
@@ -654,7 +660,7 @@ def _apply_connections(db, tenant, clients, specs, report, allow_delete) -> dict
                 f"connections: {name} exists with strategy {conn.strategy}; "
                 "a strategy cannot change"
             )
-        changed = _set(conn, "options", spec["options"])
+        changed = _set(conn, "options", seal_options(spec["options"], conn.options, ring))
         changed |= _set(conn, "display_name", spec.get("display_name"))
         wanted = {clients[n].id for n in spec["enabled_clients"]}
         if wanted != conn.enabled_client_ids:
@@ -815,7 +821,7 @@ def export_dict(
     )
     out["databases"], out["connections"] = [], []
     for conn in conns:
-        options = dict(conn.options or {})
+        options = reveal_options(conn.options or {})
         if not export_secrets:
             for key in SECRET_OPTIONS:
                 if options.get(key):

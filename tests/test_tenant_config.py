@@ -238,3 +238,28 @@ def test_seed_user_password_is_hashed(empty_app):
     assert [u.email for u in rows(empty_app, User)] == ["u@example.test"]
     clients = rows(empty_app, Client)
     assert clients[0].client_secret_enc  # generated for a confidential client
+
+
+def test_connection_secrets_are_encrypted_at_rest_and_revealed_only_on_request(empty_app):
+    text = compat_example("## Example: demo tenant")
+    tenant_config.import_text(
+        empty_app, text, keywords={**SECRETS, "TWILIO_AUTH_TOKEN": "tw-secret"}
+    )
+    engine = empty_app.extensions["login_site.engine"]
+    with engine.connect() as conn:
+        stored = " ".join(
+            str(row[0]) for row in conn.execute(sa.text("SELECT options FROM connections"))
+        )
+    assert "tw-secret" not in stored and "gsecret" not in stored and "$encrypted" in stored
+    hidden = tenant_config.export_yaml(empty_app, "demo")
+    assert "tw-secret" not in hidden and "##SMS_TWILIO_TOKEN##" in hidden
+    shown = tenant_config.export_yaml(empty_app, "demo", export_secrets=True)
+    assert "twilio_token: tw-secret" in shown
+    again = tenant_config.import_text(
+        empty_app, text, keywords={**SECRETS, "TWILIO_AUTH_TOKEN": "tw-secret"}
+    )
+    assert not again.changed
+    rotated = tenant_config.import_text(
+        empty_app, text, keywords={**SECRETS, "TWILIO_AUTH_TOKEN": "tw-new"}
+    )
+    assert "updated connection sms" in rotated.lines()

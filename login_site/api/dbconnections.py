@@ -228,7 +228,13 @@ def _existing_signup(client, conn, email, username, profile, exc):
 
 
 def _verification_link(user: User, client: Client) -> str:
-    raw = tickets.issue(get_db(), user, "verify_email", client_pk=client.id)
+    raw = tickets.issue(
+        get_db(),
+        user,
+        "verify_email",
+        client_pk=client.id,
+        lifetime_seconds=current_app.config["VERIFY_TICKET_TTL_SECONDS"],
+    )
     return absolute(f"verify_email?ticket={raw}")
 
 

@@ -53,6 +53,7 @@ from login_site.events import event
 from login_site.models import Connection
 from login_site.models import DatabaseCredential
 from login_site.models import Tenant
+from login_site.vault import reveal
 
 HASH_SCHEMES = ("bcrypt", "argon2", "pbkdf2-sha256", "auto")
 # Logical column -> required. Only these keys may appear under ``columns``.
@@ -370,7 +371,7 @@ _ENGINES_LOCK = threading.Lock()
 def engine_for(conn: Connection) -> Engine:
     """One engine per connection, kept while its URL is unchanged (the cache key is a
     digest of the stored URL, so an edited connection gets a new engine at once)."""
-    url = conn.options["custom_database"]["url"]
+    url = reveal(conn.options["custom_database"]["url"])
     digest = hashlib.sha256(json.dumps(url).encode()).hexdigest()
     engines = current_app.extensions.setdefault("login_site.custom_database_engines", {})
     with _ENGINES_LOCK:

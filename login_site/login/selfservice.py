@@ -4,6 +4,7 @@ change password when logged in. Links carry a single-use ticket (login_site.tick
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import current_app
 from flask import g
 from flask import render_template
 from flask import request
@@ -26,6 +27,7 @@ from login_site.models import Connection
 from login_site.models import DatabaseCredential
 from login_site.models import User
 from login_site.security import bruteforce
+from login_site.tenancy import absolute
 from login_site.tenancy import current_tenant
 
 bp = Blueprint("selfservice", __name__)
@@ -252,4 +254,52 @@ def change_password():
         "selfservice/message.html",
         title=N_("Password changed"),
         message=N_("Your password was changed and you were logged out everywhere."),
+    )
+
+
+# --- verification email on demand ---------------------------------------------------------
+
+
+@bp.route("/account/verify_email", methods=["GET", "POST"])
+def resend_verification():
+    """A logged-in user asks for a new verification link (the old ones die)."""
+    db, tenant = get_db(), current_tenant()
+    record = flow.current_login_session()
+    if record is None:
+        return _page(
+            "selfservice/message.html",
+            401,
+            title=N_("Log in first"),
+            message=N_("Log in through your application to verify your email."),
+        )
+    user = db.get(User, record.user_pk)
+    if user.email_verified or not user.email:
+        return _page(
+            "selfservice/message.html",
+            title=N_("Email already verified"),
+            message=N_("Your email address was already verified. You can log in."),
+        )
+    if request.method == "GET":
+        return _page("selfservice/resend_verification.html", email=user.email)
+    raw = tickets.issue(
+        db, user, "verify_email", lifetime_seconds=current_app.config["VERIFY_TICKET_TTL_SECONDS"]
+    )
+    mail.enqueue(
+        db,
+        tenant,
+        to=user.email,
+        template="verify_email",
+        kind="verify_email",
+        context={
+            "link": absolute(f"verify_email?ticket={raw}"),
+            "application_name": tenant.friendly_name or tenant.name,
+        },
+    )
+    db.commit()
+    mail.deliver_after_commit()
+    event("verify_email", "sent", user_id=user.user_id)
+    return _page(
+        "selfservice/message.html",
+        title=N_("Check your email"),
+        message=N_("We sent you a new link to verify your email address."),
     )

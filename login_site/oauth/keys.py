@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
+import weakref
 from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
@@ -14,6 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from login_site.db import utcnow
@@ -97,7 +100,48 @@ def rotate(db: Session, tenant: Tenant, ring: Keyring, *, keep_seconds: int = 36
         old.state = "previous"
         old.rotated_at = now
     size = (tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE)
+    forget_signer(tenant.id)
     return generate_key(db, tenant, ring, key_size=int(size))
+
+
+# The current signer (kid, parsed key) per database and tenant, for a few seconds: signing
+# then needs no query. This cache is not keyed by a stored version, and that is safe here
+# because a stale signer is harmless: rotate() keeps the replaced key published as
+# "previous" for at least the longest token lifetime, so a token a worker signs with it
+# during the next SIGNER_CACHE_SECONDS still verifies against the JWKS. Keys are only
+# retired by a later rotation, long after. Only a key read from the database is cached,
+# never one generated in a transaction that may yet roll back. Entries are per engine, so
+# two apps (tests) over different databases never share one.
+SIGNER_CACHE_SECONDS = 5.0
+_SIGNERS: weakref.WeakKeyDictionary[Engine, dict[str, tuple[float, str, RSAKey]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def signer(db: Session, tenant: Tenant, ring: Keyring) -> tuple[str, RSAKey]:
+    """The kid and private key to sign with now; creates a first key if the tenant has none."""
+    engine = db.get_bind()
+    signers = _SIGNERS.get(engine)
+    if signers is None:
+        signers = _SIGNERS.setdefault(engine, {})
+    now = time.monotonic()
+    cached = signers.get(tenant.id)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
+    key = current_key(db, tenant.id)
+    if key is None:
+        key = ensure_signing_key(db, tenant, ring)  # not committed yet: not cached
+        return key.kid, private_key(key, ring)
+    parsed = private_key(key, ring)
+    signers[tenant.id] = (now + SIGNER_CACHE_SECONDS, key.kid, parsed)
+    return key.kid, parsed
+
+
+def forget_signer(tenant_id: str) -> None:
+    """Drop this process's cached signer of the tenant (on rotation; other workers catch
+    up within SIGNER_CACHE_SECONDS, signing meanwhile with a key that stays published)."""
+    for signers in list(_SIGNERS.values()):
+        signers.pop(tenant_id, None)
 
 
 # Parsed private keys by kid. The kid is the key's thumbprint, so an entry can never be
@@ -114,25 +158,54 @@ def private_key(key: SigningKey, ring: Keyring) -> RSAKey:
     return parsed
 
 
+def _public_jwk(key: SigningKey) -> dict:
+    return {
+        "alg": key.alg,
+        "kty": "RSA",
+        "use": "sig",
+        "n": key.public_jwk["n"],
+        "e": key.public_jwk["e"],
+        "kid": key.kid,
+    }
+
+
+def _published(tenant_id: str):
+    return (
+        SigningKey.tenant_id == tenant_id,
+        SigningKey.state.in_(PUBLISHED_STATES),
+    )
+
+
 def jwks(db: Session, tenant_id: str) -> dict:
     keys = db.execute(
-        select(SigningKey)
-        .where(SigningKey.tenant_id == tenant_id, SigningKey.state.in_(PUBLISHED_STATES))
-        .order_by(SigningKey.created_at)
+        select(SigningKey).where(*_published(tenant_id)).order_by(SigningKey.created_at)
     ).scalars()
-    return {
-        "keys": [
-            {
-                "alg": k.alg,
-                "kty": "RSA",
-                "use": "sig",
-                "n": k.public_jwk["n"],
-                "e": k.public_jwk["e"],
-                "kid": k.kid,
-            }
-            for k in keys
-        ]
-    }
+    return {"keys": [_public_jwk(k) for k in keys]}
+
+
+# Serialised JWKS by tenant, with the published (kid, state) pairs it was built from: the
+# stored version (STYLE: a local cache only if keyed by a stored version). A kid is the key's
+# thumbprint, so a document can only change when those pairs do; any worker sees a rotation
+# on its next request.
+_JWKS_DOCUMENTS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}
+
+
+def jwks_document(db: Session, tenant_id: str) -> str:
+    """The tenant's JWKS as JSON. Read only: one small query, the key rows only on change."""
+    version = tuple(
+        (kid, state)
+        for kid, state in db.execute(
+            select(SigningKey.kid, SigningKey.state)
+            .where(*_published(tenant_id))
+            .order_by(SigningKey.created_at)
+        )
+    )
+    cached = _JWKS_DOCUMENTS.get(tenant_id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    document = json.dumps(jwks(db, tenant_id), separators=(",", ":"))
+    _JWKS_DOCUMENTS[tenant_id] = (version, document)
+    return document
 
 
 MAX_JWT_LENGTH = 8192

@@ -83,9 +83,9 @@ def half_hash(value: str) -> str:
 
 
 def sign(db: Session, tenant: Tenant, ring: Keyring, claims: dict, typ: str = "JWT") -> str:
-    key = keys.ensure_signing_key(db, tenant, ring)
-    header = {"alg": "RS256", "typ": typ, "kid": key.kid}
-    return jwt.encode(header, claims, keys.private_key(key, ring), algorithms=["RS256"])
+    kid, private = keys.signer(db, tenant, ring)
+    header = {"alg": "RS256", "typ": typ, "kid": kid}
+    return jwt.encode(header, claims, private, algorithms=["RS256"])
 
 
 def id_token(

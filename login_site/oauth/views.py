@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import Response
 from flask import jsonify
 from flask import redirect
 from flask import render_template
@@ -22,7 +23,6 @@ from login_site.oauth.server import authorization_server
 from login_site.oauth.server import revocation_response
 from login_site.tenancy import current_tenant
 from login_site.tenancy import issuer
-from login_site.vault import keyring
 
 bp = Blueprint("oauth", __name__)
 
@@ -54,10 +54,10 @@ def discovery():
 
 @bp.get("/.well-known/jwks.json")
 def jwks():
-    db = get_db()
-    keys.ensure_signing_key(db, current_tenant(), keyring())
-    db.commit()
-    response = jsonify(keys.jwks(db, current_tenant().id))
+    """Read only: tenants get their first key on import (``tenant_config.apply``)."""
+    response = Response(
+        keys.jwks_document(get_db(), current_tenant().id), mimetype="application/json"
+    )
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

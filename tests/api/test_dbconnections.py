@@ -334,3 +334,34 @@ def test_unknown_user_and_wrong_password_take_comparable_time(live_server):
         unknown.append(attempt(f"nobody{i}@example.test"))
     a, b = statistics.median(known), statistics.median(unknown)
     assert abs(a - b) / max(a, b) < 0.2, (a, b)
+
+
+def test_verification_mail_on_demand_for_a_logged_in_user(app, client, mailbox):
+    from tests.conftest import csrf_token
+    from tests.conftest import start_login
+    from tests.conftest import submit_login
+
+    page, state = start_login(client)
+    assert (
+        submit_login(client, page, state, "carol@example.test", "Carol-password-1").status_code
+        == 302
+    )
+    form = client.get("/account/verify_email", base_url=f"http://{T1}")
+    assert form.status_code == 200 and "carol@example.test" in form.get_data(as_text=True)
+    no_csrf = client.post("/account/verify_email", base_url=f"http://{T1}")
+    assert no_csrf.status_code == 400
+    sent = client.post(
+        "/account/verify_email",
+        base_url=f"http://{T1}",
+        data={"csrf_token": csrf_token(form.get_data(as_text=True))},
+    )
+    assert sent.status_code == 200
+    message = mailbox.wait_for(to="carol@example.test", subject_contains="")
+    link = [u for u in mailbox.links(message) if "verify_email" in u][0]
+    assert client.get(link.split(T1, 1)[1], base_url=f"http://{T1}").status_code == 200
+    again = client.get("/account/verify_email", base_url=f"http://{T1}")
+    assert "already verified" in again.get_data(as_text=True)
+
+
+def test_verification_on_demand_needs_a_session(client):
+    assert client.get("/account/verify_email", base_url=f"http://{T1}").status_code == 401
