@@ -39,6 +39,16 @@ def _page(template: str, status: int = 200, **context):
     return render_template(template, tenant=current_tenant(), **context), status
 
 
+def _logged_in():
+    """(session, user) of the browser's live session, or (None, None)."""
+    record = flow.current_login_session()
+    return (record, get_db().get(User, record.user_pk)) if record else (None, None)
+
+
+def _log_in_first(message: str):
+    return _page("selfservice/message.html", 401, title=N_("Log in first"), message=message)
+
+
 def _database_connection(user: User) -> Connection | None:
     for identity in user.identities:
         credential = get_db().get(DatabaseCredential, identity.id)
@@ -209,15 +219,9 @@ def forgot_password():
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
     db, tenant = get_db(), current_tenant()
-    record = flow.current_login_session()
-    if record is None:
-        return _page(
-            "selfservice/message.html",
-            401,
-            title=N_("Log in first"),
-            message=N_("Log in through your application to change your password."),
-        )
-    user = db.get(User, record.user_pk)
+    record, user = _logged_in()
+    if user is None:
+        return _log_in_first(N_("Log in through your application to change your password."))
     conn = db.execute(
         select(Connection).where(
             Connection.tenant_id == tenant.id, Connection.name == record.connection
@@ -264,15 +268,9 @@ def change_password():
 def resend_verification():
     """A logged-in user asks for a new verification link (the old ones die)."""
     db, tenant = get_db(), current_tenant()
-    record = flow.current_login_session()
-    if record is None:
-        return _page(
-            "selfservice/message.html",
-            401,
-            title=N_("Log in first"),
-            message=N_("Log in through your application to verify your email."),
-        )
-    user = db.get(User, record.user_pk)
+    _, user = _logged_in()
+    if user is None:
+        return _log_in_first(N_("Log in through your application to verify your email."))
     if user.email_verified or not user.email:
         return _page(
             "selfservice/message.html",
