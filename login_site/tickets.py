@@ -95,7 +95,9 @@ def spend(db: Session, tenant_id: str, raw: str | None, kind: str) -> UserTicket
     return ticket
 
 
-def was_used(db: Session, tenant_id: str, raw: str | None, kind: str) -> bool:
-    """True for a ticket that exists and was spent ("already verified")."""
+def was_used(db: Session, tenant_id: str, raw: str | None, kind: str) -> UserTicket | None:
+    """The ticket if it exists and was spent (or replaced by a newer one), else None."""
     ticket = db.get(UserTicket, sha256_hex(raw)) if raw and len(raw) < 200 else None
-    return bool(ticket and ticket.tenant_id == tenant_id and ticket.kind == kind and ticket.used_at)
+    if ticket and ticket.tenant_id == tenant_id and ticket.kind == kind and ticket.used_at:
+        return ticket
+    return None

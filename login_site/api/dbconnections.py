@@ -164,15 +164,7 @@ def signup_endpoint():
     except accounts.UserExists as exc:
         db.rollback()
         return _existing_signup(client, conn, email, username, profile, exc)
-    verification_link = _verification_link(user, client)
-    mail.enqueue(
-        db,
-        tenant,
-        to=user.email,
-        template="verify_email",
-        kind="verify_email",
-        context={"link": verification_link, "application_name": client.name},
-    )
+    send_verification_mail(user, client)
     db.commit()
     mail.deliver_after_commit()
     event(
@@ -227,15 +219,27 @@ def _existing_signup(client, conn, email, username, profile, exc):
     )
 
 
-def _verification_link(user: User, client: Client) -> str:
+def send_verification_mail(user: User, client: Client | None) -> None:
+    """Queue a verification link (older ones die); the caller commits, then delivers."""
     raw = tickets.issue(
         get_db(),
         user,
         "verify_email",
-        client_pk=client.id,
+        client_pk=client.id if client else None,
         lifetime_seconds=current_app.config["VERIFY_TICKET_TTL_SECONDS"],
     )
-    return absolute(f"verify_email?ticket={raw}")
+    tenant = current_tenant()
+    mail.enqueue(
+        get_db(),
+        tenant,
+        to=user.email,
+        template="verify_email",
+        kind="verify_email",
+        context={
+            "link": absolute(f"verify_email?ticket={raw}"),
+            "application_name": client.name if client else tenant.friendly_name or tenant.name,
+        },
+    )
 
 
 @bp.post("/dbconnections/change_password")

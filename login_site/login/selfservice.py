@@ -4,7 +4,6 @@ change password when logged in. Links carry a single-use ticket (login_site.tick
 from __future__ import annotations
 
 from flask import Blueprint
-from flask import current_app
 from flask import g
 from flask import render_template
 from flask import request
@@ -16,6 +15,7 @@ from login_site import mail
 from login_site import passwords
 from login_site import tickets
 from login_site.api.dbconnections import send_reset_mail
+from login_site.api.dbconnections import send_verification_mail
 from login_site.connections import database
 from login_site.db import get_db
 from login_site.events import event
@@ -27,7 +27,6 @@ from login_site.models import Connection
 from login_site.models import DatabaseCredential
 from login_site.models import User
 from login_site.security import bruteforce
-from login_site.tenancy import absolute
 from login_site.tenancy import current_tenant
 
 bp = Blueprint("selfservice", __name__)
@@ -73,7 +72,8 @@ def verify_email():
         ticket = tickets.spend(db, tenant.id, raw, "verify_email")
     except tickets.TicketInvalid:
         db.rollback()
-        if tickets.was_used(db, tenant.id, raw, "verify_email"):
+        used = tickets.was_used(db, tenant.id, raw, "verify_email")
+        if used and (user := db.get(User, used.user_pk)) is not None and user.email_verified:
             return _page(
                 "selfservice/message.html",
                 title=N_("Email already verified"),
@@ -267,7 +267,7 @@ def change_password():
 @bp.route("/account/verify_email", methods=["GET", "POST"])
 def resend_verification():
     """A logged-in user asks for a new verification link (the old ones die)."""
-    db, tenant = get_db(), current_tenant()
+    db = get_db()
     _, user = _logged_in()
     if user is None:
         return _log_in_first(N_("Log in through your application to verify your email."))
@@ -279,20 +279,7 @@ def resend_verification():
         )
     if request.method == "GET":
         return _page("selfservice/resend_verification.html", email=user.email)
-    raw = tickets.issue(
-        db, user, "verify_email", lifetime_seconds=current_app.config["VERIFY_TICKET_TTL_SECONDS"]
-    )
-    mail.enqueue(
-        db,
-        tenant,
-        to=user.email,
-        template="verify_email",
-        kind="verify_email",
-        context={
-            "link": absolute(f"verify_email?ticket={raw}"),
-            "application_name": tenant.friendly_name or tenant.name,
-        },
-    )
+    send_verification_mail(user, None)
     db.commit()
     mail.deliver_after_commit()
     event("verify_email", "sent", user_id=user.user_id)

@@ -15,8 +15,10 @@ from flask import url_for
 from flask_babel import gettext as _
 
 from login_site import accounts
+from login_site import mail
 from login_site import passwords
 from login_site.api import co
+from login_site.api.dbconnections import send_verification_mail
 from login_site.connections.base import LoginFailed
 from login_site.connections.base import get_strategy
 from login_site.connections.database import SignupRejected
@@ -351,7 +353,9 @@ def _signup(tx, areq, conn):
             username=username,
             error=_("We could not create this account. If you already have one, log in."),
         )
+    send_verification_mail(user, areq.client)
     db.commit()
+    mail.deliver_after_commit()
     event("signup", "success", user_id=user.user_id, connection=conn.name)
     return finish_login(tx, areq, user, conn.name)
 

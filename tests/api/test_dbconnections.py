@@ -365,3 +365,17 @@ def test_verification_mail_on_demand_for_a_logged_in_user(app, client, mailbox):
 
 def test_verification_on_demand_needs_a_session(client):
     assert client.get("/account/verify_email", base_url=f"http://{T1}").status_code == 401
+
+
+def test_a_replaced_verification_link_does_not_claim_the_email_is_verified(app, client, mailbox):
+    from login_site import tickets
+
+    signup(client, email="twice@example.test")
+    first = mailbox.wait_for(to="twice@example.test", subject_contains="")
+    old = [u for u in mailbox.links(first) if "verify_email" in u][0].split(T1, 1)[1]
+    with app.app_context(), app.extensions["login_site.sessionmaker"]() as db:
+        user = db.scalars(sa.select(User).where(User.email == "twice@example.test")).one()
+        tickets.issue(db, user, "verify_email")  # a newer link replaces the first
+        db.commit()
+    page = client.get(old, base_url=f"http://{T1}")
+    assert page.status_code == 400 and "already verified" not in page.get_data(as_text=True)
