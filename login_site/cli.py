@@ -151,3 +151,7 @@ def worker_command(once: bool, interval: float) -> None:
     """Deliver queued mail: what the immediate attempt could not send, with backoff."""
     sent = mail.work(current_app._get_current_object(), interval_seconds=interval, once=once)
     click.echo(f"{sent} mail(s) sent")
+
+
+if __name__ == "__main__":
+    main()

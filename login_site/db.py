@@ -69,7 +69,14 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Pre-ping costs a round trip per checkout but keeps a database restart invisible to
+    # users; recycling also retires connections before proxies drop idle ones.
+    return create_engine(url, pool_pre_ping=True, pool_recycle=1800, pool_size=10, max_overflow=20)
+
+
+def returns_updated_rows(db: Session) -> bool:
+    """``UPDATE ... RETURNING`` works here (PostgreSQL; SQLite 3.35 and later)."""
+    return bool(db.get_bind().dialect.update_returning)
 
 
 def init_app(app: Flask) -> None:

@@ -47,8 +47,10 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # Loaded on first access (one SELECT), not with every user: the token, userinfo and
+    # authorize paths never read them. Callers that need them for many users use selectinload.
     identities: Mapped[list[Identity]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="user", cascade="all, delete-orphan", lazy="select"
     )
 
     # flask-login

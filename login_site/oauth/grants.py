@@ -20,6 +20,7 @@ from sqlalchemy import update
 from login_site.connections.base import LoginFailed
 from login_site.connections.database import authenticate as database_authenticate
 from login_site.db import get_db
+from login_site.db import returns_updated_rows
 from login_site.db import utcnow
 from login_site.errors import TooManyAttempts
 from login_site.models import AccessToken
@@ -107,11 +108,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         raise NotImplementedError("codes are issued by login_site.oauth.authorize")
 
     def query_authorization_code(self, code, client):
-        """Spend the code with one conditional UPDATE: only one request can win."""
+        """Spend the code with one conditional UPDATE: only one request can win. Where the
+        database has RETURNING, that UPDATE also reads the code."""
         db = get_db()
         code_hash = sha256_hex(code)
         now = utcnow()
-        spent = db.execute(
+        spend = (
             update(AuthorizationCode)
             .where(
                 AuthorizationCode.code_hash == code_hash,
@@ -122,14 +124,20 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
             .values(used_at=now)
         )
-        db.commit()
+        if returns_updated_rows(db):
+            won = db.execute(spend.returning(AuthorizationCode)).scalar_one_or_none()
+            db.commit()
+        else:
+            spent = db.execute(spend)
+            db.commit()
+            won = db.get(AuthorizationCode, code_hash) if spent.rowcount == 1 else None
+        if won is not None:
+            return CodeAdapter(won)
         row = db.get(AuthorizationCode, code_hash)
-        if spent.rowcount != 1:
-            if row is not None and row.used_at is not None and row.client_pk == client.model.id:
-                revoke_code_products(db, code_hash)
-                db.commit()
-            return None
-        return CodeAdapter(row)
+        if row is not None and row.used_at is not None and row.client_pk == client.model.id:
+            revoke_code_products(db, code_hash)
+            db.commit()
+        return None
 
     def delete_authorization_code(self, authorization_code):
         """Already spent in :meth:`query_authorization_code`."""
@@ -296,7 +304,8 @@ class ClientCredentialsGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             )
             .scalar_one_or_none()
         )
-        if grant is None or _api(audience) is None:
+        api = _api(audience) if grant is not None else None
+        if api is None:
             raise AccessDeniedError(
                 # Auth0's text, with ' for " (RFC 6749 §5.2 forbids " in descriptions).
                 f"Client is not authorized to access '{audience[:200]}'. You need to create a "
@@ -318,6 +327,7 @@ class ClientCredentialsGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         self.request.client = client
         self.request.scope = scope
         self.request.audience = audience
+        self.request.token_lifetime = api.token_lifetime
 
     def create_token_response(self):
         issue = tokens.Issue(
@@ -325,6 +335,7 @@ class ClientCredentialsGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             user=None,
             scope=self.request.scope,
             audience=self.request.audience,
+            token_lifetime=self.request.token_lifetime,
         )
         return _respond(self, issue)
 
@@ -370,7 +381,8 @@ class PasswordGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         if conn.strategy != "auth0":
             raise InvalidRequestError("specified strategy does not support requested operation")
         audience = _audience(form)
-        if audience and _api(audience) is None:
+        api = _api(audience) if audience else None
+        if audience and api is None:
             raise AccessDeniedError(f"Service not found: {audience[:200]}", status_code=403)
         try:
             user = database_authenticate(
@@ -386,6 +398,7 @@ class PasswordGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         self.request.client = client
         self.request.user = user
         self.request.audience = audience
+        self.request.token_lifetime = api.token_lifetime if api else None
         self.request.scope = " ".join(dict.fromkeys((form.get("scope") or "openid").split()))
 
     def create_token_response(self):
@@ -400,5 +413,6 @@ class PasswordGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             audience=audience,
             auth_time=now,
             refresh_family=family,
+            token_lifetime=self.request.token_lifetime,
         )
         return _respond(self, issue, raw)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from login_site.db import returns_updated_rows
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
@@ -148,13 +149,17 @@ def redeem(db: Session, tenant: Tenant, client: Client, raw: str) -> tuple[Refre
             db.commit()
         return row, False
 
-    spent = db.execute(
-        update(RefreshToken).where(*base, RefreshToken.used_at.is_(None)).values(used_at=now)
-    )
-    db.commit()
+    spend = update(RefreshToken).where(*base, RefreshToken.used_at.is_(None)).values(used_at=now)
+    if returns_updated_rows(db):
+        won = db.execute(spend.returning(RefreshToken)).scalar_one_or_none()
+        db.commit()
+    else:
+        spent = db.execute(spend)
+        db.commit()
+        won = db.get(RefreshToken, token_hash) if spent.rowcount == 1 else None
+    if won is not None:
+        return won, True
     row = db.get(RefreshToken, token_hash)
-    if spent.rowcount == 1:
-        return row, True
     if row is None or row.tenant_id != tenant.id or row.client_pk != client.id:
         raise InvalidGrantError(INVALID)
     db.refresh(row)

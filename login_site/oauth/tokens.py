@@ -197,6 +197,8 @@ class Issue:
     nonce: str | None = None
     code_hash: str | None = None
     refresh_family: str | None = None
+    # The API's access-token lifetime when the grant already loaded the API (saves a query).
+    token_lifetime: int | None = None
 
 
 def access_token_lifetime(db: Session, tenant: Tenant, audience: str | None, default: int) -> int:
@@ -221,7 +223,10 @@ def token_response(
     refresh_token: str | None = None,
 ) -> dict[str, Any]:
     """Access token, ID token when ``openid`` was granted to a user, refresh token if given."""
-    lifetime = access_token_lifetime(db, tenant, issue.audience, config["ACCESS_TOKEN_TTL_SECONDS"])
+    lifetime = issue.token_lifetime
+    if lifetime is None:
+        default = config["ACCESS_TOKEN_TTL_SECONDS"]
+        lifetime = access_token_lifetime(db, tenant, issue.audience, default)
     access = issue_access_token(
         db,
         tenant,
