@@ -98,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     from login_site.api.passwordless import pages as passwordless_pages_bp
     from login_site.login.selfservice import bp as selfservice_bp
     from login_site.login.views import bp as login_bp
+    from login_site.management.views import register as register_management
     from login_site.oauth.views import bp as oauth_bp
 
     app.register_blueprint(login_bp)
@@ -114,6 +115,7 @@ def _register_blueprints(app: Flask) -> None:
     csrf.exempt(oauth_bp)
     # /authorize accepts a cross-site POST by design (OIDC Core §3.1.2.1).
     csrf.exempt("login_site.login.views.authorize_endpoint")
+    csrf.exempt(register_management(app))  # /api/v2: bearer tokens only, no cookies or CORS
 
     @app.get("/healthz")
     def healthz():

@@ -1,0 +1,201 @@
+"""``/api/v2/``: the thin HTTP layer. Each view checks the bearer token and its scope,
+parses input, calls :mod:`clients` or :mod:`connections` and renders Auth0's JSON."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import g
+from flask import jsonify
+from flask import request
+
+from login_site import events
+from login_site.db import get_db
+from login_site.management import auth
+from login_site.management import body
+from login_site.management import clients
+from login_site.management import connections
+from login_site.management.errors import ManagementError
+from login_site.management.errors import invalid_query
+from login_site.management.errors import response
+from login_site.tenancy import issuer
+from login_site.vault import keyring
+
+bp = Blueprint("management", __name__, url_prefix="/api/v2")
+
+
+@bp.errorhandler(ManagementError)
+def _management_error(exc: ManagementError):
+    return response(exc)
+
+
+def caller(*scopes: str) -> auth.Caller:
+    """The authenticated caller, if its token carries one of ``scopes`` (401/403 otherwise)."""
+    token = auth.bearer_token(request.headers.get("Authorization"))
+    who = auth.verify(get_db(), g.tenant.id, token, issuer())
+    auth.require_scope(who, *scopes)
+    return who
+
+
+def _body(kind: type = dict):
+    return body.json_body(request.get_data(cache=False), request.mimetype, kind=kind)
+
+
+def _changed(name: str, who: auth.Caller, **target: str) -> None:
+    events.event(name, "success", actor_client_id=who.client_id, **target)
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+@bp.get("/clients")
+def list_clients():
+    caller("read:clients")
+    page, per_page, totals = body.paging(request.args)
+    rows, total = clients.listing(get_db(), g.tenant, page, per_page)
+    items = [clients.as_json(c) for c in rows]
+    return jsonify(body.page_of(items, total, page, per_page, totals, "clients"))
+
+
+@bp.post("/clients")
+def create_client():
+    who = caller("create:clients")
+    data = _body()
+    db = get_db()
+    client, secret = clients.create(db, keyring(), g.tenant, data)
+    db.commit()
+    _changed("management.client_created", who, client_id=client.client_id)
+    return jsonify(clients.as_json(client, secret=secret)), 201
+
+
+@bp.get("/clients/<client_id>")
+def get_client(client_id: str):
+    caller("read:clients")
+    return jsonify(clients.as_json(clients.find(get_db(), g.tenant, client_id)))
+
+
+@bp.patch("/clients/<client_id>")
+def update_client(client_id: str):
+    who = caller("update:clients")
+    db = get_db()
+    client = clients.find(db, g.tenant, client_id)
+    clients.update(db, keyring(), g.tenant, client, _body())
+    db.commit()
+    _changed("management.client_updated", who, client_id=client.client_id)
+    return jsonify(clients.as_json(client))
+
+
+@bp.delete("/clients/<client_id>")
+def delete_client(client_id: str):
+    who = caller("delete:clients")
+    db = get_db()
+    client = clients.find(db, g.tenant, client_id)
+    db.delete(client)
+    db.commit()
+    _changed("management.client_deleted", who, client_id=client_id)
+    return "", 204
+
+
+@bp.post("/clients/<client_id>/rotate-secret")
+def rotate_client_secret(client_id: str):
+    who = caller("update:client_keys")
+    db = get_db()
+    client = clients.find(db, g.tenant, client_id)
+    secret = clients.rotate_secret(db, keyring(), client)
+    db.commit()
+    _changed("management.client_secret_rotated", who, client_id=client.client_id)
+    return jsonify(clients.as_json(client, secret=secret))
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+@bp.get("/connections")
+def list_connections():
+    caller("read:connections")
+    page, per_page, totals = body.paging(request.args)
+    strategies = request.args.getlist("strategy")
+    db = get_db()
+    rows, total = connections.listing(
+        db, g.tenant, page, per_page, strategies, request.args.get("name")
+    )
+    items = [connections.as_json(db, c) for c in rows]
+    return jsonify(body.page_of(items, total, page, per_page, totals, "connections"))
+
+
+@bp.post("/connections")
+def create_connection():
+    who = caller("create:connections")
+    data = _body()
+    db = get_db()
+    conn = connections.create(db, keyring(), g.tenant, data)
+    db.commit()
+    _changed("management.connection_created", who, connection_id=conn.id)
+    return jsonify(connections.as_json(db, conn)), 201
+
+
+@bp.get("/connections/<connection_id>")
+def get_connection(connection_id: str):
+    caller("read:connections")
+    db = get_db()
+    return jsonify(connections.as_json(db, connections.find(db, g.tenant, connection_id)))
+
+
+@bp.patch("/connections/<connection_id>")
+def update_connection(connection_id: str):
+    who = caller("update:connections")
+    db = get_db()
+    conn = connections.find(db, g.tenant, connection_id)
+    connections.update(db, keyring(), g.tenant, conn, _body())
+    db.commit()
+    _changed("management.connection_updated", who, connection_id=conn.id)
+    return jsonify(connections.as_json(db, conn))
+
+
+@bp.delete("/connections/<connection_id>")
+def delete_connection(connection_id: str):
+    who = caller("delete:connections")
+    db = get_db()
+    conn = connections.find(db, g.tenant, connection_id)
+    db.delete(conn)
+    db.commit()
+    _changed("management.connection_deleted", who, connection_id=connection_id)
+    return "", 204
+
+
+@bp.get("/connections/<connection_id>/clients")
+def connection_clients(connection_id: str):
+    caller("read:connections")
+    db = get_db()
+    conn = connections.find(db, g.tenant, connection_id)
+    raw_take = request.args.get("take", "")
+    if raw_take and (not raw_take.isdigit() or len(raw_take) > 9):
+        raise invalid_query("'take' must be a non-negative integer")
+    take = min(int(raw_take or body.DEFAULT_PER_PAGE), body.MAX_PER_PAGE) or body.DEFAULT_PER_PAGE
+    ids, after = connections.enabled_clients(db, conn, take, request.args.get("from") or None)
+    out: dict = {"clients": [{"client_id": c} for c in ids]}
+    if after is not None:
+        out["next"] = after
+    return jsonify(out)
+
+
+@bp.patch("/connections/<connection_id>/clients")
+def change_connection_clients(connection_id: str):
+    who = caller("update:connections")
+    db = get_db()
+    conn = connections.find(db, g.tenant, connection_id)
+    changes = connections.change_clients(db, g.tenant, conn, _body(list))
+    db.commit()
+    for item in changes:
+        _changed(
+            "management.connection_client_" + ("enabled" if item["status"] else "disabled"),
+            who,
+            connection_id=conn.id,
+            client_id=item["client_id"],
+        )
+    return "", 204
+
+
+def register(app) -> Blueprint:
+    """Register the blueprint; returns it so the factory can exempt it from CSRF."""
+    app.register_blueprint(bp)
+    return bp
