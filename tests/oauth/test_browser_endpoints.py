@@ -97,19 +97,21 @@ def oidc_logout(client, **params):
     return client.get("/oidc/logout", base_url=f"http://{T1}", query_string=params)
 
 
-def prompt_none(client):
-    return client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            "client_id": "web",
-            "redirect_uri": "https://app.test/cb",
-            "response_type": "code",
-            "scope": "openid",
-            "prompt": "none",
-            "state": "s",
-        },
-    ).headers["Location"]
+def authorize(client, **params) -> str:
+    """``Location`` of /authorize for client ``web`` (or ``params``' client) on T1."""
+    query = {
+        "client_id": "web",
+        "redirect_uri": "https://app.test/cb",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s",
+        **params,
+    }
+    return client.get("/authorize", base_url=f"http://{T1}", query_string=query).headers["Location"]
+
+
+def prompt_none(client, **params) -> str:
+    return authorize(client, prompt="none", **params)
 
 
 def test_logout_with_a_valid_hint_redirects_with_state(client):
@@ -202,19 +204,8 @@ def test_oversized_hint_is_rejected_quickly(client):
 
 def test_id_token_hint_with_prompt_none_returns_a_code_for_the_same_user(client):
     id_token = tokens(client)["id_token"]
-    response = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            "client_id": "web",
-            "redirect_uri": "https://app.test/cb",
-            "response_type": "code",
-            "scope": "openid",
-            "prompt": "none",
-            "id_token_hint": id_token,
-        },
-    )
-    assert "code" in query_of(response.headers["Location"])
+    response = authorize(client, prompt="none", id_token_hint=id_token)
+    assert "code" in query_of(response)
 
 
 def test_hint_for_another_user_is_login_required(app, client):
@@ -223,34 +214,13 @@ def test_hint_for_another_user_is_login_required(app, client):
     done = submit_login(other, page, state, "carol@example.test", "Carol-password-1")
     carol = redeem(other, query_of(done.headers["Location"])["code"]).json["id_token"]
     login_code(client)
-    response = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            "client_id": "web",
-            "redirect_uri": "https://app.test/cb",
-            "response_type": "code",
-            "scope": "openid",
-            "prompt": "none",
-            "id_token_hint": carol,
-        },
-    )
-    assert query_of(response.headers["Location"])["error"] == "login_required"
+    response = authorize(client, prompt="none", id_token_hint=carol)
+    assert query_of(response)["error"] == "login_required"
 
 
 def test_invalid_hint_is_invalid_request(client):
-    response = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            "client_id": "web",
-            "redirect_uri": "https://app.test/cb",
-            "response_type": "code",
-            "scope": "openid",
-            "id_token_hint": "not.a.jwt",
-        },
-    )
-    assert query_of(response.headers["Location"])["error"] == "invalid_request"
+    response = authorize(client, id_token_hint="not.a.jwt")
+    assert query_of(response)["error"] == "invalid_request"
 
 
 # --- consent ------------------------------------------------------------------------------
@@ -285,17 +255,8 @@ def test_third_party_client_asks_for_consent_and_remembers_it(app, client):
     response = decide(client, page, state, "allow")
     assert "code" in query_of(response.headers["Location"])
     assert count(app, Consent) == 1
-    again = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            **THIRD,
-            "response_type": "code",
-            "scope": "openid profile email",
-            "prompt": "none",
-        },
-    )
-    assert "code" in query_of(again.headers["Location"])
+    again = authorize(client, **THIRD, scope="openid profile email", prompt="none")
+    assert "code" in query_of(again)
 
 
 def test_denied_consent_is_access_denied_with_state(app, client):
@@ -316,34 +277,14 @@ def test_consent_without_csrf_is_refused(app, client):
 
 def test_prompt_none_needing_consent_is_consent_required(client):
     login_code(client)
-    response = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            **THIRD,
-            "response_type": "code",
-            "scope": "openid",
-            "prompt": "none",
-            "state": "s",
-        },
-    )
-    assert query_of(response.headers["Location"])["error"] == "consent_required"
+    response = authorize(client, **THIRD, prompt="none")
+    assert query_of(response)["error"] == "consent_required"
 
 
 def test_first_party_client_skips_consent_unless_prompted(client):
     login_code(client)
-    response = client.get(
-        "/authorize",
-        base_url=f"http://{T1}",
-        query_string={
-            "client_id": "web",
-            "redirect_uri": "https://app.test/cb",
-            "response_type": "code",
-            "scope": "openid",
-            "prompt": "consent",
-        },
-    )
-    assert response.headers["Location"].startswith("/consent?")
+    response = authorize(client, prompt="consent")
+    assert response.startswith("/consent?")
 
 
 # --- key rotation -------------------------------------------------------------------------
