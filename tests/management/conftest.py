@@ -18,9 +18,22 @@ M2M = ("m2m", "m2m-secret-0123456789abcdefghijklmnop")
 T2WEB = ("t2web", "t2web-secret-0123456789abcdefghijklmn")
 SCOPES = [
     f"{verb}:{thing}"
-    for thing in ("clients", "connections")
+    for thing in (
+        "clients",
+        "connections",
+        "users",
+        "resource_servers",
+        "client_grants",
+        "signing_keys",
+    )
     for verb in ("read", "create", "update", "delete")
-] + ["update:client_keys"]
+] + [
+    "read:client_keys",
+    "update:client_keys",
+    "update:users_app_metadata",
+    "create:user_tickets",
+    "read:user_idp_tokens",
+]
 
 
 def grant_management_api(app, tenant: str, host: str, client_id: str) -> None:
