@@ -10,6 +10,7 @@ from login_site.models.grant import CrossOriginTicket
 from login_site.models.grant import LoginSession
 from login_site.models.grant import LoginTransaction
 from login_site.models.grant import RefreshToken
+from login_site.models.job import Job
 from login_site.models.key import SigningKey
 from login_site.models.passwordless import PasswordlessCode
 from login_site.models.passwordless import PasswordlessIdentity
@@ -37,6 +38,7 @@ __all__ = [
     "CrossOriginTicket",
     "DatabaseCredential",
     "Identity",
+    "Job",
     "LoginAttempt",
     "LoginSession",
     "MailOutbox",
