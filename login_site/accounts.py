@@ -11,17 +11,29 @@ from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from login_site import sessions
 from login_site.db import utcnow
+from login_site.models import AccessToken
+from login_site.models import AuthorizationCode
 from login_site.models import Connection
+from login_site.models import Consent
+from login_site.models import CrossOriginTicket
 from login_site.models import DatabaseCredential
 from login_site.models import Identity
+from login_site.models import LoginAttempt
+from login_site.models import LoginSession
 from login_site.models import PasswordHistory
+from login_site.models import PasswordlessCode
 from login_site.models import PasswordlessIdentity
+from login_site.models import RefreshToken
 from login_site.models import Tenant
 from login_site.models import User
+from login_site.models import UserTicket
+from login_site.oauth import refresh
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_+\-.!#$'^`~@]{1,128}$")
@@ -267,3 +279,276 @@ def get_user(db: Session, tenant_id: str, user_pk: int) -> User | None:
     if user is None or user.tenant_id != tenant_id:
         return None
     return user
+
+
+# --- administration: change, block, link, unlink, delete (Management API) ----------------
+
+# The root attributes a linked identity keeps as ``profileData`` (compat §12.3), and that an
+# unlinked identity takes back as its own user's profile.
+PROFILE_SNAPSHOT_FIELDS = (
+    "email",
+    "email_verified",
+    "username",
+    "phone_number",
+    "phone_verified",
+    "name",
+    "nickname",
+    "given_name",
+    "family_name",
+    "picture",
+)
+# Set directly by an administrator once validated; email, username, phone number and
+# ``blocked`` have their own functions because logins depend on them.
+ADMIN_SETTABLE_FIELDS = frozenset(
+    {
+        "email_verified",
+        "phone_verified",
+        "name",
+        "nickname",
+        "given_name",
+        "family_name",
+        "picture",
+        "user_metadata",
+        "app_metadata",
+    }
+)
+
+
+class LinkRefused(ValueError):
+    """Linking or unlinking is not possible (same user, main identity, changed meanwhile)."""
+
+
+def main_identity(user: User) -> Identity | None:
+    """The identity whose ``provider|user_id`` is the user's own id."""
+    for identity in user.identities:
+        if f"{identity.provider}|{identity.user_id}" == user.user_id:
+            return identity
+    return None
+
+
+def update_profile(user: User, changes: dict[str, Any]) -> None:
+    """Root attributes and metadata, already validated by the caller."""
+    for key, value in changes.items():
+        if key not in ADMIN_SETTABLE_FIELDS:
+            raise ValueError(key)
+        setattr(user, key, value)
+
+
+def _login_keys(db: Session, user: User, values: dict) -> None:
+    """Write ``values`` on the user, then re-key the main identity's login (credential or
+    passwordless identifier); a key another login owns raises :class:`UserExists`."""
+    main = main_identity(user)
+    try:
+        with db.begin_nested():
+            for key, value in values.items():
+                setattr(user, key, value)
+            if main is not None and "email" in values:
+                db.execute(
+                    update(DatabaseCredential)
+                    .where(DatabaseCredential.identity_id == main.id)
+                    .values(email_key=values["email"])
+                )
+            if main is not None and "username" in values:
+                db.execute(
+                    update(DatabaseCredential)
+                    .where(DatabaseCredential.identity_id == main.id)
+                    .values(username_key=normalise_username(values["username"]))
+                )
+            identifier = {"email": values.get("email"), "sms": values.get("phone_number")}.get(
+                main.provider if main is not None else ""
+            )
+            if identifier is not None:
+                db.execute(
+                    update(PasswordlessIdentity)
+                    .where(PasswordlessIdentity.identity_id == main.id)
+                    .values(identifier=identifier)
+                )
+            db.flush()
+    except IntegrityError as exc:
+        raise UserExists(next(iter(values.values()))) from exc
+
+
+def change_email(db: Session, user: User, email: str, *, verified: bool = False) -> None:
+    """A new address, also the login key of the main identity; not verified unless said."""
+    _login_keys(db, user, {"email": normalise_email(email), "email_verified": verified})
+
+
+def change_username(db: Session, user: User, username: str) -> None:
+    _login_keys(db, user, {"username": username})
+
+
+def change_phone_number(db: Session, user: User, phone_number: str) -> None:
+    """A new number (E.164, checked by the caller), also the login of an ``sms`` user."""
+    _login_keys(db, user, {"phone_number": phone_number})
+
+
+def block_user(db: Session, user: User) -> None:
+    """No more logins, and the sessions and refresh tokens already out end now."""
+    user.blocked = True
+    sessions.revoke_all_for_user(db, user.id)
+    refresh.revoke_for_user(db, user.id)
+
+
+def unblock_user(user: User) -> None:
+    user.blocked = False
+
+
+def _forget_grants(db: Session, user_pk: int) -> None:
+    """Every session, code, token, consent and ticket of the user: deleted, not revoked,
+    because the user row they belong to goes too."""
+    for model in (
+        AccessToken,
+        RefreshToken,
+        AuthorizationCode,
+        CrossOriginTicket,
+        LoginSession,
+        Consent,
+        UserTicket,
+    ):
+        db.execute(delete(model).where(model.user_pk == user_pk))
+
+
+def _drop_user_row(db: Session, user: User) -> None:
+    # Identities were moved or deleted with statements: reload the (now empty) collection
+    # so the ORM's delete-orphan cascade sees what is really there.
+    db.expire(user, ["identities"])
+    db.delete(user)
+    db.flush()
+
+
+def delete_user(db: Session, user: User) -> None:
+    """The user and everything of theirs, in the caller's transaction: identities,
+    credentials, password history, passwordless identifiers and codes, brute-force
+    counters, sessions, codes, tokens, consents and tickets (upstream tokens go with their
+    identities by the foreign key)."""
+    from login_site.security.bruteforce import identifier_key
+
+    identity_ids = [i.id for i in user.identities]
+    _forget_grants(db, user.id)
+    if identity_ids:
+        for credential in db.execute(
+            select(DatabaseCredential).where(DatabaseCredential.identity_id.in_(identity_ids))
+        ).scalars():
+            keys = [identifier_key(k) for k in (credential.email_key, credential.username_key) if k]
+            if keys:
+                db.execute(
+                    delete(LoginAttempt).where(
+                        LoginAttempt.connection_id == credential.connection_id,
+                        LoginAttempt.identifier_key.in_(keys),
+                    )
+                )
+        for owned in db.execute(
+            select(PasswordlessIdentity).where(PasswordlessIdentity.identity_id.in_(identity_ids))
+        ).scalars():
+            db.execute(
+                delete(PasswordlessCode).where(
+                    PasswordlessCode.connection_id == owned.connection_id,
+                    PasswordlessCode.identifier == owned.identifier,
+                )
+            )
+        for model in (PasswordHistory, DatabaseCredential, PasswordlessIdentity):
+            db.execute(delete(model).where(model.identity_id.in_(identity_ids)))
+        db.execute(delete(Identity).where(Identity.id.in_(identity_ids)))
+    _drop_user_row(db, user)
+
+
+def link_identity(db: Session, primary: User, secondary: User) -> None:
+    """Account linking: every identity of ``secondary`` moves to ``primary`` (its main
+    identity keeps the secondary's profile as ``profileData``), then the secondary user
+    and its sessions, tokens and tickets go. Credentials follow their identities, so the
+    secondary's logins now sign in as ``primary``."""
+    if primary.id == secondary.id or primary.tenant_id != secondary.tenant_id:
+        raise LinkRefused("a user cannot be linked to itself")
+    identity_ids = [i.id for i in secondary.identities]
+    main = main_identity(secondary)
+    if main is not None:
+        main.profile_data = {
+            k: getattr(secondary, k)
+            for k in PROFILE_SNAPSHOT_FIELDS
+            if getattr(secondary, k) is not None
+        }
+        db.flush()
+    moved = db.execute(
+        update(Identity)
+        .where(Identity.id.in_(identity_ids), Identity.user_pk == secondary.id)
+        .values(user_pk=primary.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not identity_ids or moved != len(identity_ids):
+        # Linked, unlinked or deleted by someone else meanwhile: the caller rolls back.
+        raise LinkRefused("the secondary user changed meanwhile")
+    _forget_grants(db, secondary.id)
+    _drop_user_row(db, secondary)
+    db.expire(primary, ["identities"])
+
+
+def _end_sessions_through(db: Session, user: User, connection_name: str) -> None:
+    """Sessions (and their refresh tokens) the user started by logging in with
+    ``connection_name``: that login no longer leads to this user."""
+    sids = list(
+        db.execute(
+            select(LoginSession.sid).where(
+                LoginSession.user_pk == user.id,
+                LoginSession.connection == connection_name,
+                LoginSession.revoked_at.is_(None),
+            )
+        ).scalars()
+    )
+    if not sids:
+        return
+    db.execute(update(LoginSession).where(LoginSession.sid.in_(sids)).values(revoked_at=utcnow()))
+    families = db.execute(
+        select(RefreshToken.family_id)
+        .where(RefreshToken.user_pk == user.id, RefreshToken.session_sid.in_(sids))
+        .distinct()
+    ).scalars()
+    for family_id in list(families):
+        refresh.revoke_family(db, family_id)
+
+
+def unlink_identity(db: Session, primary: User, provider: str, user_id: str) -> User | None:
+    """Split a linked identity off ``primary`` into a standalone user ``provider|user_id``
+    with the profile it had (``profileData``). ``None`` if ``primary`` has no such
+    identity; :class:`LinkRefused` for the main identity."""
+    identity = next(
+        (i for i in primary.identities if i.provider == provider and i.user_id == user_id), None
+    )
+    if identity is None:
+        return None
+    if identity is main_identity(primary):
+        raise LinkRefused("the main identity of a user cannot be unlinked")
+    profile = {
+        k: v for k, v in (identity.profile_data or {}).items() if k in PROFILE_SNAPSHOT_FIELDS
+    }
+    email = profile.get("email")
+    standalone = User(
+        tenant_id=primary.tenant_id,
+        user_id=f"{provider}|{user_id}",
+        **profile,
+        user_metadata={},
+        app_metadata={},
+    )
+    if not standalone.name:
+        standalone.name = email or profile.get("phone_number") or user_id
+    if not standalone.nickname:
+        standalone.nickname = email.split("@", 1)[0] if email else standalone.name
+    try:
+        with db.begin_nested():
+            db.add(standalone)
+            db.flush()
+            moved = db.execute(
+                update(Identity)
+                .where(Identity.id == identity.id, Identity.user_pk == primary.id)
+                .values(user_pk=standalone.id, profile_data={})
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if moved != 1:
+                raise LinkRefused("the identity changed meanwhile")
+    except IntegrityError as exc:
+        raise UserExists(standalone.user_id) from exc
+    connection = db.get(Connection, identity.connection_id)
+    if connection is not None:
+        _end_sessions_through(db, primary, connection.name)
+    db.expire(primary, ["identities"])
+    db.expire(identity)
+    return standalone
