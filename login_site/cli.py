@@ -126,6 +126,24 @@ def keys_rotate(tenant_name: str) -> None:
         click.echo(f"new current key {key.kid}")
 
 
+@main.group()
+def events() -> None:
+    """Stored security events."""
+
+
+@events.command("prune")
+@click.option("--days", type=click.IntRange(min=1), required=True, help="Keep this many days.")
+@with_appcontext
+def events_prune(days: int) -> None:
+    """Delete security events older than DAYS days."""
+    from login_site import audit
+    from login_site.db import session_scope
+
+    with session_scope(current_app._get_current_object()) as session:
+        removed = audit.prune(session, days)
+    click.echo(f"{removed} event(s) deleted")
+
+
 @main.command("demo")
 @click.option("--port", default=5000, show_default=True, help="Port of login_site.")
 @click.option("--rp-port", default=8765, show_default=True, help="Port of the demo application.")

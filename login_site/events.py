@@ -1,6 +1,7 @@
 """One structured log line per security event (STYLE §3 Logging).
 
 Fields are ids and outcomes only: never passwords, codes, tokens, cookies or emails.
+The allow-listed ones are also kept in the database (:mod:`login_site.audit`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from flask import g
 from flask import has_request_context
 from flask import request
 
+from login_site import audit
+
 log = logging.getLogger("login_site.events")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -28,9 +31,12 @@ def event(name: str, outcome: str, **fields: object) -> None:
         record["ip"] = request.remote_addr
     record.update({k: v for k, v in fields.items() if v is not None})
     log.info(json.dumps(record, sort_keys=True, default=str))
+    audit.collect(name, outcome, fields)
 
 
 def init_app(app: Flask) -> None:
+    audit.init_app(app)  # before db.init_app: stored after the request's session closes
+
     @app.before_request
     def _request_id():
         supplied = request.headers.get("X-Request-Id", "")

@@ -3,6 +3,7 @@
 from login_site.models.client import Client
 from login_site.models.connection import Connection
 from login_site.models.connection import ConnectionClient
+from login_site.models.event import SecurityEvent as SecurityEvent
 from login_site.models.grant import AccessToken
 from login_site.models.grant import AuthorizationCode
 from login_site.models.grant import Consent
