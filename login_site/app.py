@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     from login_site.api.lock import bp as lock_bp
     from login_site.api.passwordless import bp as passwordless_bp
     from login_site.api.passwordless import pages as passwordless_pages_bp
+    from login_site.dashboard.views import bp as dashboard_bp
     from login_site.login.selfservice import bp as selfservice_bp
     from login_site.login.views import bp as login_bp
     from login_site.management.views import register as register_management
@@ -111,6 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(passwordless_bp)
     csrf.exempt(passwordless_bp)  # JSON API; its hosted-page forms are in passwordless_pages
     app.register_blueprint(passwordless_pages_bp)
+    app.register_blueprint(dashboard_bp)  # admin tenant hosts only; forms CSRF-checked
     app.register_blueprint(oauth_bp)
     csrf.exempt(oauth_bp)
     # /authorize accepts a cross-site POST by design (OIDC Core §3.1.2.1).
