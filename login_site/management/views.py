@@ -8,12 +8,16 @@ from flask import g
 from flask import jsonify
 from flask import request
 
+from login_site import accounts
 from login_site import events
+from login_site import mail
+from login_site.api.dbconnections import send_verification_mail
 from login_site.db import get_db
 from login_site.management import auth
 from login_site.management import body
 from login_site.management import clients
 from login_site.management import connections
+from login_site.management import users
 from login_site.management.errors import ManagementError
 from login_site.management.errors import invalid_query
 from login_site.management.errors import response
@@ -199,3 +203,104 @@ def register(app) -> Blueprint:
     """Register the blueprint; returns it so the factory can exempt it from CSRF."""
     app.register_blueprint(bp)
     return bp
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def _user_json(user, selection=None):
+    return users.as_json(user, users.connection_names(get_db(), g.tenant), selection)
+
+
+@bp.get("/users")
+def list_users():
+    caller("read:users")
+    search = users.search_args(request.args)
+    selection = users.fields(request.args)
+    db = get_db()
+    rows, total = users.listing(db, g.tenant, search)
+    names = users.connection_names(db, g.tenant)
+    items = [users.as_json(user, names, selection) for user in rows]
+    return jsonify(body.page_of(items, total, search.page, search.per_page, search.totals, "users"))
+
+
+@bp.post("/users")
+def create_user():
+    who = caller("create:users")
+    data = _body()
+    db = get_db()
+    user, verify = users.create(db, g.tenant, data)
+    if verify:
+        send_verification_mail(user, None)
+    db.commit()
+    mail.deliver_after_commit()
+    _changed("management.user_created", who, user_id=user.user_id)
+    return jsonify(_user_json(user)), 201
+
+
+@bp.get("/users/<user_id>")
+def get_user(user_id: str):
+    caller("read:users")
+    selection = users.fields(request.args)
+    return jsonify(_user_json(users.find(get_db(), g.tenant, user_id), selection))
+
+
+@bp.patch("/users/<user_id>")
+def update_user(user_id: str):
+    who = caller("update:users", "update:users_app_metadata")
+    data = _body()
+    if not users.metadata_only(data):
+        auth.require_scope(who, "update:users")
+    db = get_db()
+    user = users.find(db, g.tenant, user_id)
+    if users.update(db, g.tenant, user, data):
+        send_verification_mail(user, users.client_for(db, g.tenant, data))
+    db.commit()
+    mail.deliver_after_commit()
+    _changed("management.user_updated", who, user_id=user.user_id)
+    return jsonify(_user_json(user))
+
+
+@bp.delete("/users/<user_id>")
+def delete_user(user_id: str):
+    who = caller("delete:users")
+    db = get_db()
+    accounts.delete_user(db, users.find(db, g.tenant, user_id))
+    db.commit()
+    _changed("management.user_deleted", who, user_id=user_id)
+    return "", 204
+
+
+@bp.get("/users-by-email")
+def users_by_email():
+    caller("read:users")
+    selection = users.fields(request.args)
+    db = get_db()
+    names = users.connection_names(db, g.tenant)
+    found = users.by_email(db, g.tenant, request.args.get("email"))
+    return jsonify([users.as_json(user, names, selection) for user in found])
+
+
+@bp.post("/users/<user_id>/identities")
+def link_user_identity(user_id: str):
+    who = caller("update:users")
+    data = _body()
+    db = get_db()
+    primary = users.find(db, g.tenant, user_id)
+    secondary = users.link(db, g.tenant, primary, data, issuer())
+    db.commit()
+    _changed("management.user_linked", who, user_id=primary.user_id, secondary_user_id=secondary)
+    return jsonify(users.identities_json(primary, users.connection_names(db, g.tenant))), 201
+
+
+@bp.delete("/users/<user_id>/identities/<provider>/<identity_user_id>")
+def unlink_user_identity(user_id: str, provider: str, identity_user_id: str):
+    who = caller("update:users")
+    db = get_db()
+    primary = users.find(db, g.tenant, user_id)
+    standalone = users.unlink(db, primary, provider, identity_user_id)
+    db.commit()
+    _changed(
+        "management.user_unlinked", who, user_id=primary.user_id, new_user_id=standalone.user_id
+    )
+    return jsonify(users.identities_json(primary, users.connection_names(db, g.tenant)))
