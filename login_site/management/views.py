@@ -4,9 +4,11 @@ parses input, calls :mod:`clients` or :mod:`connections` and renders Auth0's JSO
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import current_app
 from flask import g
 from flask import jsonify
 from flask import request
+from flask import url_for
 
 from login_site import accounts
 from login_site import events
@@ -15,8 +17,14 @@ from login_site.api.dbconnections import send_verification_mail
 from login_site.db import get_db
 from login_site.management import auth
 from login_site.management import body
+from login_site.management import client_grants
 from login_site.management import clients
 from login_site.management import connections
+from login_site.management import jobs
+from login_site.management import openapi
+from login_site.management import resource_servers
+from login_site.management import signing_keys
+from login_site.management import tickets
 from login_site.management import users
 from login_site.management.errors import ManagementError
 from login_site.management.errors import invalid_query
@@ -304,3 +312,228 @@ def unlink_user_identity(user_id: str, provider: str, identity_user_id: str):
         "management.user_unlinked", who, user_id=primary.user_id, new_user_id=standalone.user_id
     )
     return jsonify(users.identities_json(primary, users.connection_names(db, g.tenant)))
+
+
+# --- resource servers -----------------------------------------------------------------------
+
+
+@bp.get("/resource-servers")
+def list_resource_servers():
+    caller("read:resource_servers")
+    page, per_page, totals = body.paging(request.args)
+    db = get_db()
+    rows, total = resource_servers.listing(
+        db, g.tenant, page, per_page, request.args.getlist("identifiers")
+    )
+    items = [resource_servers.as_json(g.tenant, r) for r in rows]
+    return jsonify(body.page_of(items, total, page, per_page, totals, "resource_servers"))
+
+
+@bp.post("/resource-servers")
+def create_resource_server():
+    who = caller("create:resource_servers")
+    data = _body()
+    db = get_db()
+    api = resource_servers.create(db, g.tenant, data)
+    db.commit()
+    _changed("management.resource_server_created", who, resource_server_id=api.id)
+    return jsonify(resource_servers.as_json(g.tenant, api)), 201
+
+
+# ``{id}`` is an ``rs_…`` id or the URL-encoded identifier, which may hold "/" and "//".
+@bp.get("/resource-servers/<path:rs_id>", merge_slashes=False)
+def get_resource_server(rs_id: str):
+    caller("read:resource_servers")
+    api = resource_servers.find(get_db(), g.tenant, rs_id)
+    return jsonify(resource_servers.as_json(g.tenant, api))
+
+
+@bp.patch("/resource-servers/<path:rs_id>", merge_slashes=False)
+def update_resource_server(rs_id: str):
+    who = caller("update:resource_servers")
+    db = get_db()
+    api = resource_servers.find(db, g.tenant, rs_id)
+    resource_servers.update(db, g.tenant, api, _body())
+    db.commit()
+    _changed("management.resource_server_updated", who, resource_server_id=api.id)
+    return jsonify(resource_servers.as_json(g.tenant, api))
+
+
+@bp.delete("/resource-servers/<path:rs_id>", merge_slashes=False)
+def delete_resource_server(rs_id: str):
+    who = caller("delete:resource_servers")
+    db = get_db()
+    api = resource_servers.find(db, g.tenant, rs_id)
+    api_id = api.id
+    resource_servers.remove(db, g.tenant, api)
+    db.commit()
+    _changed("management.resource_server_deleted", who, resource_server_id=api_id)
+    return "", 204
+
+
+# --- client grants --------------------------------------------------------------------------
+
+
+@bp.get("/client-grants")
+def list_client_grants():
+    caller("read:client_grants")
+    page, per_page, totals = body.paging(request.args)
+    rows, total = client_grants.listing(
+        get_db(),
+        g.tenant,
+        page,
+        per_page,
+        request.args.get("audience") or None,
+        request.args.get("client_id") or None,
+    )
+    items = [client_grants.as_json(grant, client_id) for grant, client_id in rows]
+    return jsonify(body.page_of(items, total, page, per_page, totals, "client_grants"))
+
+
+@bp.post("/client-grants")
+def create_client_grant():
+    who = caller("create:client_grants")
+    data = _body()
+    db = get_db()
+    grant, client_id = client_grants.create(db, g.tenant, data)
+    db.commit()
+    _changed("management.client_grant_created", who, client_grant_id=grant.id, client_id=client_id)
+    return jsonify(client_grants.as_json(grant, client_id)), 201
+
+
+@bp.patch("/client-grants/<grant_id>")
+def update_client_grant(grant_id: str):
+    who = caller("update:client_grants")
+    db = get_db()
+    grant, client_id = client_grants.find(db, g.tenant, grant_id)
+    client_grants.update(db, g.tenant, grant, _body())
+    db.commit()
+    _changed("management.client_grant_updated", who, client_grant_id=grant.id, client_id=client_id)
+    return jsonify(client_grants.as_json(grant, client_id))
+
+
+@bp.delete("/client-grants/<grant_id>")
+def delete_client_grant(grant_id: str):
+    who = caller("delete:client_grants")
+    db = get_db()
+    grant, client_id = client_grants.find(db, g.tenant, grant_id)
+    db.delete(grant)
+    db.commit()
+    _changed("management.client_grant_deleted", who, client_grant_id=grant_id, client_id=client_id)
+    return "", 204
+
+
+# --- signing keys ---------------------------------------------------------------------------
+
+
+@bp.get("/keys/signing")
+def list_signing_keys():
+    caller("read:signing_keys")
+    rows = signing_keys.listing(get_db(), g.tenant)
+    return jsonify([signing_keys.as_json(k, g.tenant, keyring()) for k in rows])
+
+
+@bp.get("/keys/signing/<kid>")
+def get_signing_key(kid: str):
+    caller("read:signing_keys")
+    key = signing_keys.find(get_db(), g.tenant, kid)
+    return jsonify(signing_keys.as_json(key, g.tenant, keyring()))
+
+
+@bp.post("/keys/signing/rotate")
+def rotate_signing_key():
+    who = caller("create:signing_keys", "update:signing_keys")
+    db = get_db()
+    key = signing_keys.rotate(db, g.tenant, keyring(), current_app.config)
+    db.commit()
+    _changed("management.signing_key_rotated", who, kid=key.kid)
+    cert = signing_keys.certificate(key, g.tenant, keyring())
+    return jsonify(cert=signing_keys.cert_pem(cert), kid=key.kid), 201
+
+
+@bp.put("/keys/signing/<kid>/revoke")
+def revoke_signing_key(kid: str):
+    who = caller("update:signing_keys")
+    db = get_db()
+    key = signing_keys.revoke(db, signing_keys.find(db, g.tenant, kid))
+    db.commit()
+    _changed("management.signing_key_revoked", who, kid=key.kid)
+    cert = signing_keys.certificate(key, g.tenant, keyring())
+    return jsonify(cert=signing_keys.cert_pem(cert), kid=key.kid)
+
+
+# --- tickets --------------------------------------------------------------------------------
+
+
+@bp.post("/tickets/password-change")
+def create_password_change_ticket():
+    who = caller("create:user_tickets")
+    data = _body()
+    db = get_db()
+    user, raw = tickets.password_change(
+        db, g.tenant, data, default_ttl_seconds=current_app.config["RESET_TICKET_TTL_SECONDS"]
+    )
+    db.commit()
+    _changed("management.password_change_ticket_created", who, user_id=user.user_id)
+    url = url_for("selfservice.reset_password_form", ticket=raw, _external=True)
+    return jsonify(ticket=url), 201, {"Cache-Control": "no-store"}
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def _job_json(job) -> dict:
+    location = url_for("management.get_job_export", job_id=job.id, _external=True)
+    return jobs.as_json(get_db(), job, location=location)
+
+
+@bp.post("/jobs/verification-email")
+def create_verification_email_job():
+    who = caller("update:users")
+    data = _body()
+    db = get_db()
+    job = jobs.verification_email(db, g.tenant, data)
+    db.commit()
+    mail.deliver_after_commit()
+    _changed("management.verification_email_job_created", who, job_id=job.id)
+    return jsonify(_job_json(job)), 201
+
+
+@bp.post("/jobs/users-exports")
+def create_users_export_job():
+    who = caller("read:users")
+    data = _body()
+    db = get_db()
+    job = jobs.users_export(db, g.tenant, data)
+    db.commit()
+    _changed("management.users_export_job_created", who, job_id=job.id)
+    return jsonify(_job_json(job)), 201
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    caller("read:users", "create:users")
+    return jsonify(_job_json(jobs.find(get_db(), g.tenant, job_id)))
+
+
+@bp.get("/jobs/<job_id>/export")
+def get_job_export(job_id: str):
+    who = caller("read:users")
+    job = jobs.export_file(get_db(), g.tenant, job_id)
+    _changed("management.users_export_downloaded", who, job_id=job.id)
+    kind = "application/x-ndjson" if job.format == "json" else "text/csv"
+    headers = {
+        "Content-Type": f"{kind}; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="users-{job.id}.{job.format}"',
+        "Cache-Control": "no-store",
+    }
+    return job.export, 200, headers
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI 3 description of every /api/v2 route (no token needed: it holds no data)."""
+    return jsonify(openapi.document(current_app, issuer()))
