@@ -9,6 +9,7 @@ import importlib.util
 
 from flask import Blueprint
 from flask import current_app
+from flask import flash
 from flask import g
 from flask import redirect
 from flask import render_template
@@ -20,6 +21,7 @@ from login_site import events
 from login_site.dashboard import auth
 from login_site.dashboard import builtin
 from login_site.dashboard import signin as signin_flow
+from login_site.dashboard import tenants as tenant_forms
 from login_site.dashboard.auth import NOT_FOUND
 from login_site.dashboard.auth import SESSION_KEY
 from login_site.dashboard.auth import acting
@@ -27,8 +29,11 @@ from login_site.dashboard.auth import is_admin
 from login_site.dashboard.auth import is_admin_tenant
 from login_site.dashboard.auth import require_admin
 from login_site.dashboard.auth import select_tenant
+from login_site.dashboard.forms import FieldError
+from login_site.dashboard.forms import lines
 from login_site.db import get_db
 from login_site.errors import PageError
+from login_site.errors import error_page
 from login_site.i18n import N_
 from login_site.login import flow
 from login_site.management.errors import ManagementError
@@ -36,11 +41,19 @@ from login_site.models import Tenant
 from login_site.models import User
 from login_site.tenancy import current_tenant
 from login_site.tenancy import issuer
+from login_site.tenancy import normalise_host
 from login_site.vault import keyring
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 SIGNIN_COOKIE = "dashboard_signin"
+# Connection kinds in the order of the Connections page (connections/base.py kind_of).
+KINDS = (
+    ("database", N_("Database")),
+    ("social", N_("Social")),
+    ("enterprise", N_("Enterprise")),
+    ("passwordless", N_("Passwordless")),
+)
 # Sections of the navigation: (label, endpoint, endpoint prefixes that belong to it).
 NAV = (
     (N_("Applications"), "dashboard.applications", ("dashboard.application",)),
@@ -55,7 +68,15 @@ NAV = (
 def record(name: str, **fields: object) -> None:
     """One event per change, naming the admin and the tenant worked on."""
     who = acting()
-    events.event(name, "success", actor=who.actor, tenant=who.tenant.name, **fields)
+    fields = {"tenant_id": who.tenant.id, "tenant": who.tenant.name, **fields}
+    events.event(name, "success", actor=who.actor, **fields)
+
+
+@bp.errorhandler(ManagementError)
+def _management_error(exc: ManagementError):
+    """A service refusal that no form shows inline (an unknown id, say): a page."""
+    title = N_("Not found") if exc.status == 404 else N_("Not possible")
+    return error_page(title, exc.message, exc.status)
 
 
 def safe_next(value: str | None) -> str:
@@ -107,11 +128,12 @@ def signin():
         tenant, client, callback_url, next_url=safe_next(request.args.get("next"))
     )
     response = redirect(signin_flow.authorize_url(issuer(), pending), code=302)
-    _set_pending_cookie(response, SIGNIN_COOKIE, "signin", pending)
+    set_pending_cookie(response, SIGNIN_COOKIE, "signin", pending)
     return response
 
 
-def _set_pending_cookie(response, name: str, purpose: str, pending) -> None:
+def set_pending_cookie(response, name: str, purpose: str, pending) -> None:
+    """A pending login (state, PKCE verifier, nonce) in a signed cookie on /dashboard."""
     response.set_cookie(
         name,
         signin_flow.seal(current_app.secret_key, purpose, pending),
@@ -196,28 +218,86 @@ def switch_tenant():
     return redirect(safe_next(request.form.get("next")) or url_for("dashboard.index"), code=303)
 
 
-@bp.get("/applications")
-@require_admin
-def applications():
-    return render_template("dashboard/placeholder.html", title=N_("Applications"))
+def _tenant_form(values: dict[str, str]) -> tenant_forms.TenantForm:
+    return tenant_forms.read(
+        values["friendly_name"], lines(values["hosts"]), values["primary"], values["logo_url"]
+    )
 
 
-@bp.get("/connections")
-@require_admin
-def connections():
-    return render_template("dashboard/placeholder.html", title=N_("Connections"))
-
-
-@bp.get("/tenants")
+@bp.route("/tenants", methods=["GET", "POST"])
 @require_admin
 def tenants():
-    return render_template("dashboard/placeholder.html", title=N_("Tenants"))
+    """Every tenant, and the form that creates one (then selected)."""
+    values = {"name": "", "friendly_name": "", "hosts": "", "primary": "", "logo_url": ""}
+    error = None
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        db = get_db()
+        try:
+            form = tenant_forms.read(
+                values["friendly_name"],
+                lines(values["hosts"]),
+                values["primary"],
+                values["logo_url"],
+            )
+            tenant = tenant_forms.create(db, keyring(), values["name"], form)
+        except (FieldError, ManagementError) as exc:
+            db.rollback()
+            error = exc if isinstance(exc, FieldError) else FieldError("name", exc.message)
+        else:
+            db.commit()
+            select_tenant(tenant)
+            record("dashboard.tenant_created", target=f"tenant:{tenant.name}")
+            flash(f"Tenant {tenant.friendly_name} created and selected.", "success")
+            return redirect(url_for("dashboard.applications"), code=303)
+    return render_template("dashboard/tenants/list.html", values=values, error=error), (
+        400 if error else 200
+    )
 
 
-# --- pages built in other modules --------------------------------------------------------
-# Users, Logs and Import/Export live in their own modules, which add their views to ``bp``
-# (endpoints dashboard.users, dashboard.user, dashboard.logs, dashboard.export,
-# dashboard.import_preview). Imported here, after ``bp`` exists, when they are present.
-for _module in ("users", "logs", "transfer"):
+@bp.route("/tenants/<tenant_id>", methods=["GET", "POST"])
+@require_admin
+def tenant_settings(tenant_id: str):
+    db = get_db()
+    tenant = db.get(Tenant, tenant_id)
+    if tenant is None:
+        raise PageError(N_("Unknown tenant"), N_("That tenant does not exist."), status=404)
+    branding = tenant.setting("branding") or {}
+    values = {
+        "friendly_name": tenant.friendly_name,
+        "hosts": "\n".join(h.host for h in tenant.hosts),
+        "primary": (branding.get("colors") or {}).get("primary", ""),
+        "logo_url": branding.get("logo_url", ""),
+    }
+    error = None
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in values}
+        try:
+            form = tenant_forms.read(
+                values["friendly_name"],
+                lines(values["hosts"]),
+                values["primary"],
+                values["logo_url"],
+            )
+            tenant_forms.update(db, tenant, form, keep_host=normalise_host(request.host))
+        except FieldError as exc:
+            db.rollback()
+            error = exc
+        else:
+            db.commit()
+            record("dashboard.tenant_updated", target=f"tenant:{tenant.name}", tenant_id=tenant.id)
+            flash("Tenant settings saved.", "success")
+            return redirect(url_for("dashboard.tenant_settings", tenant_id=tenant.id), code=303)
+    return render_template(
+        "dashboard/tenants/settings.html", tenant=tenant, values=values, error=error
+    ), (400 if error else 200)
+
+
+# --- pages in other modules --------------------------------------------------------------
+# Applications and Connections: applications.py and connections.py. Users, Logs and
+# Import/Export (another module each) add their views to ``bp`` too: endpoints
+# dashboard.users, dashboard.user, dashboard.logs, dashboard.export and
+# dashboard.import_preview. Imported here, after ``bp`` exists, when present.
+for _module in ("applications", "connections", "users", "logs", "transfer"):
     if importlib.util.find_spec(f"login_site.dashboard.{_module}") is not None:
         importlib.import_module(f"login_site.dashboard.{_module}")
