@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 from flask import Flask
 from flask import Response
@@ -36,6 +35,7 @@ from flask_limiter import Limiter
 from flask_limiter import RequestLimit
 from limits import parse
 from limits.storage import MemoryStorage
+from limits.storage import RedisStorage
 from limits.storage import Storage
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -60,6 +60,9 @@ log = logging.getLogger("login_site.ratelimit")
 LIMITER = "login_site.limiter"
 COUNTERS = "login_site.rate_counters"
 DATABASE_SCHEME = "login-site-db"
+# A Redis URL is given to limits as "login-site+redis://...", for CountingRedisStorage.
+REDIS_SCHEME_PREFIX = "login-site+"
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 REDIS_TIMEOUT_SECONDS = 1
 # flask-limiter writes its Retry-After here; it becomes Retry-After on its own 429s only.
 LIMITER_RETRY_AFTER = "X-Login-Site-Limiter-Retry-After"
@@ -177,34 +180,105 @@ ENDPOINT_CLASSES: tuple[EndpointClass, ...] = (
 )
 
 
+_CLASS_BY_ROUTE: dict[tuple[str, str], EndpointClass] = {
+    (path, method): cls for cls in ENDPOINT_CLASSES for path in cls.paths for method in cls.methods
+}
+
+
 def endpoint_class() -> EndpointClass | None:
-    for cls in ENDPOINT_CLASSES:
-        if request.path in cls.paths and request.method in cls.methods:
-            return cls
-    return None
+    return _CLASS_BY_ROUTE.get((request.path, request.method))
 
 
-def _not_this_class(cls: EndpointClass) -> bool:
-    return endpoint_class() is not cls
+def _unlimited() -> bool:
+    """flask-limiter's request filter: most requests belong to no class and cost nothing."""
+    return endpoint_class() is None
 
 
-def _limit_of(cls: EndpointClass) -> str:
-    return current_app.config.get(cls.setting) or ""
+# One limit for every class, resolved from the request: flask-limiter evaluates each default
+# limit on every request, so one per class would cost eight evaluations. The key and scope
+# are the class's own, so the counters are the same as with one limit per class.
+def _class_limit() -> str:
+    cls = endpoint_class()
+    return (current_app.config.get(cls.setting) or "") if cls is not None else ""
 
 
-def _limit(cls: EndpointClass) -> Limit:
-    return Limit(
-        partial(_limit_of, cls),
-        key_function=cls.key,
-        scope=cls.name,
-        shared=True,
-        exempt_when=partial(_not_this_class, cls),
-    )
+def _class_key() -> str:
+    cls = endpoint_class()
+    return cls.key() if cls is not None else by_ip()
+
+
+def _class_scope(_endpoint: str) -> str:
+    cls = endpoint_class()
+    return cls.name if cls is not None else "-"
+
+
+def _limit() -> Limit:
+    return Limit(_class_limit, key_function=_class_key, scope=_class_scope, shared=True)
 
 
 def _breached(limit: RequestLimit) -> None:
     cls = endpoint_class()
     event("rate_limit", "exceeded", endpoint_class=cls.name if cls else None, path=request.path)
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def _memo() -> dict[str, tuple[int, float]]:
+    """The count and expiry (UNIX seconds) this request's own hit returned, by storage key:
+    flask-limiter reads both back for the X-RateLimit-* headers, which then need no second
+    and third round trip to the storage."""
+    if not has_request_context():
+        return {}
+    if "rate_counter_memo" not in g:
+        g.rate_counter_memo = {}
+    return g.rate_counter_memo
+
+
+class CountingRedisStorage(RedisStorage):
+    """limits' Redis storage whose hit returns the count and the window's end in one round
+    trip (one Lua script: INCRBY, EXPIRE on the first hit, PTTL), remembered for the
+    request's headers. Same keys and windows as limits' own."""
+
+    STORAGE_SCHEME = [f"{REDIS_SCHEME_PREFIX}{scheme}" for scheme in REDIS_SCHEMES]
+    SCRIPT_INCR_EXPIRE_TTL = """
+local current = redis.call("incrby", KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("pttl", KEYS[1])}
+"""
+
+    def __init__(self, uri: str, **options):
+        super().__init__(uri.removeprefix(REDIS_SCHEME_PREFIX), **options)
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self.lua_incr_expire_ttl = self.get_connection().register_script(
+            self.SCRIPT_INCR_EXPIRE_TTL
+        )
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        count, ttl_ms = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        now = time.time()
+        _memo()[key] = (int(count), now + (ttl_ms / 1000 if ttl_ms >= 0 else expiry))
+        return int(count)
+
+    def get(self, key: str) -> int:
+        memo = _memo().get(key)
+        if memo is not None and memo[1] > time.time():
+            return memo[0]
+        return super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        memo = _memo().get(key)
+        if memo is not None:
+            return memo[1]
+        return super().get_expiry(key)
+
+    def clear(self, key: str) -> None:
+        _memo().pop(key, None)
+        super().clear(key)
 
 
 # --- database storage ------------------------------------------------------------------------
@@ -250,16 +324,6 @@ class DatabaseStorage(Storage):
     def _key(self, key: str) -> str:
         return key if len(key) <= self.MAX_KEY_LENGTH else "sha256:" + sha256_hex(key)
 
-    @staticmethod
-    def _memo() -> dict[str, tuple[int, float]]:
-        """The count and expiry this request's own hit returned, so the response headers
-        need no second query."""
-        if not has_request_context():
-            return {}
-        if "rate_counter_memo" not in g:
-            g.rate_counter_memo = {}
-        return g.rate_counter_memo
-
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         key = self._key(key)
         now = utcnow()
@@ -279,7 +343,7 @@ class DatabaseStorage(Storage):
         ).returning(table.c.count, table.c.expires_at)
         with self.engine.begin() as conn:
             count, expires_at = conn.execute(stmt).one()
-        self._memo()[key] = (count, expires_at.timestamp())
+        _memo()[key] = (count, expires_at.timestamp())
         self._purge(now)
         return count
 
@@ -294,7 +358,7 @@ class DatabaseStorage(Storage):
 
     def get(self, key: str) -> int:
         key = self._key(key)
-        memo = self._memo().get(key)
+        memo = _memo().get(key)
         if memo is not None and memo[1] > time.time():
             return memo[0]
         with self.engine.connect() as conn:
@@ -307,7 +371,7 @@ class DatabaseStorage(Storage):
 
     def get_expiry(self, key: str) -> float:
         key = self._key(key)
-        memo = self._memo().get(key)
+        memo = _memo().get(key)
         if memo is not None:
             return memo[1]
         with self.engine.connect() as conn:
@@ -330,7 +394,7 @@ class DatabaseStorage(Storage):
 
     def clear(self, key: str) -> None:
         key = self._key(key)
-        self._memo().pop(key, None)
+        _memo().pop(key, None)
         with self.engine.begin() as conn:
             conn.execute(delete(RateCounter).where(RateCounter.key == key))
 
@@ -403,6 +467,9 @@ def _storage(app: Flask) -> tuple[str, dict, bool]:
             "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
             "socket_timeout": REDIS_TIMEOUT_SECONDS,
         }
+        scheme = redis_url.partition("://")[0]
+        if scheme in REDIS_SCHEMES:
+            redis_url = REDIS_SCHEME_PREFIX + redis_url
         return redis_url, options, True
     # Its own Engine over the application's pool: counters commit on their own, apart
     # from the request's session.
@@ -430,7 +497,7 @@ def init_app(app: Flask) -> None:
     app.after_request(_retry_after_on_limited_responses)
     limiter = Limiter(
         by_ip,
-        default_limits=[_limit(cls) for cls in ENDPOINT_CLASSES],
+        default_limits=[_limit()],
         headers_enabled=True,
         header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
         strategy="fixed-window",
@@ -442,5 +509,6 @@ def init_app(app: Flask) -> None:
         on_breach=_breached,
         enabled=bool(app.config["RATE_LIMIT_ENABLED"]),
     )
+    limiter.request_filter(_unlimited)
     limiter.init_app(app)
     app.extensions[LIMITER] = limiter
