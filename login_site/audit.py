@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from login_site.db import utcnow
+from login_site.models import Tenant
 from login_site.models.event import SecurityEvent
 
 log = logging.getLogger("login_site.audit")
@@ -137,22 +138,33 @@ def _actor(fields: Mapping[str, object]) -> str | None:
 
 
 COLUMN_FIELDS = frozenset(
-    {"user_id", "client_id", "connection", "actor", "actor_client_id", "target", "tenant_id"}
+    {
+        "user_id",
+        "client_id",
+        "connection",
+        "actor",
+        "actor_client_id",
+        "target",
+        "tenant_id",
+        "tenant",
+    }
 )
 
 
 def make_row(
-    tenant_id: str,
+    tenant_id: str | None,
     name: str,
     outcome: str,
     fields: Mapping[str, object],
     *,
+    tenant_name: str | None = None,
     ip: str | None = None,
     request_id: str | None = None,
     time: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``security_events`` values for one event: known fields to columns, the rest to
-    ``details`` without secret-looking names."""
+    ``details`` without secret-looking names. Without ``tenant_id``, :func:`write` looks
+    ``tenant_name`` up."""
     details = {
         clean_text(k, 64): _detail(v)
         for k, v in fields.items()
@@ -160,6 +172,7 @@ def make_row(
     }
     return {
         "tenant_id": tenant_id,
+        "tenant_name": tenant_name,
         "time": time or utcnow(),
         "name": clean_text(name, 64),
         "outcome": clean_text(outcome, 64),
@@ -182,38 +195,64 @@ def _column(fields: Mapping[str, object], key: str, limit: int) -> str | None:
 # --- writing --------------------------------------------------------------------------------
 
 
+def _tenant_of(fields: Mapping[str, object]) -> tuple[str | None, str | None]:
+    """(id, name) of the tenant an event is about: ``tenant_id=`` or ``tenant=<name>`` when
+    the caller names one, else ``g.audit_tenant`` (set by dashboard views working on a tenant
+    other than their host's, for the events of the shared code they call), else the
+    request's tenant. A name is looked up when the rows are written."""
+    if fields.get("tenant_id"):
+        return str(fields["tenant_id"]), None
+    current = (g.get("audit_tenant") or g.get("tenant")) if has_request_context() else None
+    named = fields.get("tenant")
+    if isinstance(named, str) and named and (current is None or named != current.name):
+        return None, named
+    return (current.id, None) if current is not None else (None, None)
+
+
 def collect(name: str, outcome: str, fields: Mapping[str, object]) -> None:
     """Keep an allow-listed event: on ``g`` inside a request, written at once outside one.
     Never raises: losing an audit row must not fail a login (the log line stays)."""
     if not persisted(name, outcome, fields):
         return
     try:
+        tenant_id, tenant_name = _tenant_of(fields)
+        if tenant_id is None and tenant_name is None:  # e.g. an unknown host
+            return
         if has_request_context():
-            tenant = g.get("tenant")
-            tenant_id = fields.get("tenant_id") or (tenant.id if tenant is not None else None)
-            if tenant_id is None:  # unknown host: nothing to file it under
-                return
             row = make_row(
-                str(tenant_id),
+                tenant_id,
                 name,
                 outcome,
                 fields,
+                tenant_name=tenant_name,
                 ip=request.remote_addr,
                 request_id=g.get("request_id"),
             )
             g.setdefault(_PENDING, []).append(row)
-        elif has_app_context() and fields.get("tenant_id"):
-            row = make_row(str(fields["tenant_id"]), name, outcome, fields)
+        elif has_app_context():
+            row = make_row(tenant_id, name, outcome, fields, tenant_name=tenant_name)
             write(current_app.extensions["login_site.engine"], [row])
     except Exception as exc:  # see the docstring
         log.warning("security event %s not stored: %s", name, type(exc).__name__)
 
 
 def write(engine: Engine, rows: list[dict[str, Any]]) -> None:
-    """One INSERT in its own short transaction."""
-    if rows:
-        with engine.begin() as conn:
-            conn.execute(insert(SecurityEvent), rows)
+    """One INSERT in its own short transaction (after one SELECT if tenants are named).
+    Rows of a tenant that does not exist are dropped."""
+    rows = [dict(r) for r in rows]
+    names = {r["tenant_name"] for r in rows if r.get("tenant_id") is None and r.get("tenant_name")}
+    with engine.begin() as conn:
+        ids: dict[str, str] = {}
+        if names:
+            ids = dict(conn.execute(select(Tenant.name, Tenant.id).where(Tenant.name.in_(names))))
+        ready = []
+        for row in rows:
+            tenant_name = row.pop("tenant_name", None)
+            row["tenant_id"] = row.get("tenant_id") or ids.get(tenant_name)
+            if row["tenant_id"] is not None:
+                ready.append(row)
+        if ready:
+            conn.execute(insert(SecurityEvent), ready)
 
 
 def _flush(_exc: BaseException | None) -> None:
@@ -308,5 +347,17 @@ def event_names(db: Session, tenant_id: str) -> list[str]:
             .where(SecurityEvent.tenant_id == tenant_id)
             .distinct()
             .order_by(SecurityEvent.name)
+        )
+    )
+
+
+def event_outcomes(db: Session, tenant_id: str) -> list[str]:
+    """Outcomes present for the tenant, for the logs page's filter."""
+    return list(
+        db.scalars(
+            select(SecurityEvent.outcome)
+            .where(SecurityEvent.tenant_id == tenant_id)
+            .distinct()
+            .order_by(SecurityEvent.outcome)
         )
     )

@@ -34,7 +34,8 @@ from login_site.db import get_db
 from login_site.db import utcnow
 from login_site.errors import PageError
 from login_site.i18n import N_
-from login_site.models import Connection
+from login_site.management import users as management_users
+from login_site.management.errors import ManagementError
 from login_site.models import DatabaseCredential
 from login_site.models import Identity
 from login_site.models import LoginSession
@@ -48,25 +49,21 @@ PER_PAGE = 25
 MAX_QUERY_CHARS = 320
 RECENT_EVENTS = 20
 
-USER_NOT_FOUND = PageError(
-    N_("User not found"),
-    N_("There is no such user in this tenant."),
-    status=404,
-    error="not_found",
-)
-
-
 # --- queries --------------------------------------------------------------------------------
 
 
 def search_users(
     db: Session, tenant: Tenant, query: str, page: int = 0, per_page: int = PER_PAGE
 ) -> tuple[list[User], int]:
-    """Users whose email, name, username or user_id contains ``query`` (any case), newest
-    first; all of them for an empty query. Returns a page and the total."""
+    """Users matching ``query``, newest first, as a page and the total. Plain text is
+    looked for in email, name, username and user_id (any case); ``field:value`` terms are
+    the Management API's query syntax (``email:…``, ``blocked:true``, ``AND``/``OR``) and
+    raise its :class:`ManagementError` when malformed. All users for an empty query."""
     conditions = [User.tenant_id == tenant.id]
     text = query.strip()[:MAX_QUERY_CHARS]
-    if text:
+    if ":" in text:
+        conditions.append(management_users.parse_query(tenant, text))
+    elif text:
         needle = text.lower()
         conditions.append(
             or_(
@@ -85,18 +82,6 @@ def search_users(
         .limit(per_page)
     )
     return list(rows), total
-
-
-def find_user(db: Session, tenant: Tenant, user_id: str) -> User | None:
-    return db.scalar(select(User).where(User.tenant_id == tenant.id, User.user_id == user_id))
-
-
-def connection_names(db: Session, tenant: Tenant) -> dict[str, str]:
-    """Connection id -> name, to show identities."""
-    rows = db.execute(
-        select(Connection.id, Connection.name).where(Connection.tenant_id == tenant.id)
-    )
-    return dict(rows.tuples())
 
 
 def live_sessions(db: Session, user: User) -> list[LoginSession]:
@@ -211,14 +196,11 @@ def _page_number(value: str | None) -> int:
 
 
 def _selected_user(user_id: str) -> tuple[Tenant, User]:
-    """The selected tenant and its user ``user_id`` (404 in any other tenant). Events of
+    """The selected tenant and its user ``user_id`` (a 404 page in any other tenant). Events of
     the shared code called next are filed under that tenant."""
     tenant = acting().tenant
     g.audit_tenant = tenant
-    user = find_user(get_db(), tenant, user_id)
-    if user is None:
-        raise USER_NOT_FOUND
-    return tenant, user
+    return tenant, management_users.find(get_db(), tenant, user_id)
 
 
 def _back_to(user: User):
@@ -231,14 +213,19 @@ def users():
     tenant = acting().tenant
     query = request.args.get("q", "")[:MAX_QUERY_CHARS]
     page = _page_number(request.args.get("page"))
-    rows, total = search_users(get_db(), tenant, query, page)
+    try:
+        rows, total = search_users(get_db(), tenant, query, page)
+    except ManagementError as exc:
+        body = render_template(
+            "dashboard/users/list.html", users=[], total=0, query=query, page=0, error=exc.message
+        )
+        return body, 400
     return render_template(
         "dashboard/users/list.html",
         users=rows,
         total=total,
         query=query,
         page=page,
-        per_page=PER_PAGE,
         has_next=(page + 1) * PER_PAGE < total,
     )
 
@@ -251,7 +238,7 @@ def user(user_id: str):
     return render_template(
         "dashboard/users/detail.html",
         user=found,
-        connections=connection_names(db, tenant),
+        connections=management_users.connection_names(db, tenant),
         sessions=live_sessions(db, found),
         events=audit.for_user(db, tenant.id, found.user_id, RECENT_EVENTS),
         has_password=database_credential(db, found) is not None,
@@ -261,7 +248,7 @@ def user(user_id: str):
 @bp.post("/users/<path:user_id>/block")
 @require_admin
 def user_block(user_id: str):
-    _, found = _selected_user(user_id)
+    found = _selected_user(user_id)[1]
     db = get_db()
     accounts.block_user(db, found)
     db.commit()
@@ -273,7 +260,7 @@ def user_block(user_id: str):
 @bp.post("/users/<path:user_id>/unblock")
 @require_admin
 def user_unblock(user_id: str):
-    _, found = _selected_user(user_id)
+    found = _selected_user(user_id)[1]
     db = get_db()
     accounts.unblock_user(found)
     cleared = bruteforce.unblock_user(db, found)  # brute-force blocks from every IP too
@@ -291,7 +278,7 @@ def user_unblock(user_id: str):
 @bp.post("/users/<path:user_id>/revoke-sessions")
 @require_admin
 def user_revoke_sessions(user_id: str):
-    _, found = _selected_user(user_id)
+    found = _selected_user(user_id)[1]
     db = get_db()
     ended = revoke_sessions(db, found)
     db.commit()
@@ -299,7 +286,7 @@ def user_revoke_sessions(user_id: str):
         "dashboard.user_sessions_revoked",
         target=f"user:{found.user_id}",
         user_id=found.user_id,
-        sessions=ended,
+        ended=ended,
     )
     flash(_("Sessions and refresh tokens revoked."))
     return _back_to(found)
@@ -339,7 +326,7 @@ def user_send_verification(user_id: str):
 @require_admin
 def user_delete(user_id: str):
     """GET: a confirmation page (nothing changes). POST: delete."""
-    _, found = _selected_user(user_id)
+    found = _selected_user(user_id)[1]
     if request.method == "GET":
         return render_template("dashboard/users/delete.html", user=found)
     if request.form.get("confirm") != found.user_id:
