@@ -172,7 +172,8 @@ def create_admin(db: Session, ring: Keyring, tenant: Tenant, email: str, passwor
             grant_admin_role(user)
     except SignupRejected as exc:
         details = "; ".join(describe(rule) for rule in exc.rules)
-        raise AdminError(f"{exc.message}{': ' + details if details else ''}") from exc
+        message = f"{exc.message.rstrip('.')}: {details}" if details else exc.message
+        raise AdminError(message) from exc
     db.flush()
     return user
 
@@ -198,3 +199,24 @@ def demo_password(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         json.dump({"DEMO_ADMIN_PASSWORD": password}, fh)
     return password
+
+
+def dashboard_url(host: str) -> str:
+    return dashboard_callback(host).removesuffix("callback")
+
+
+def seed_demo(app, port: int) -> tuple[str, str, str]:
+    """The demo's admin tenant on ``admin.localhost:PORT`` and its admin; returns the
+    dashboard URL, the email and the password (generated once into the instance folder)."""
+    from login_site import migrate
+    from login_site.db import session_scope
+    from login_site.vault import keyring
+
+    migrate.upgrade(app.config["DATABASE_URL"])
+    password = demo_password(Path(app.instance_path))
+    host = f"admin.localhost:{port}"
+    with app.app_context(), session_scope(app) as db:
+        ring = keyring()
+        tenant = ensure_admin_tenant(db, ring, host)
+        create_admin(db, ring, tenant, DEMO_EMAIL, password)
+    return dashboard_url(host), DEMO_EMAIL, password

@@ -150,9 +150,49 @@ def events_prune(days: int) -> None:
 def demo_command(port: int, rp_port: int) -> None:
     """Run the demo tenant and a demo application on localhost (embedded default config)."""
     # No app context from the group: the demo builds its own app, after creating the schema.
+    from login_site import admin as admin_setup
     from login_site.demo import run_demo
 
+    url, email, password = admin_setup.seed_demo(create_app(), port)
+    click.echo(f"Dashboard {url} as {email} / {password}")
     run_demo(port=port, rp_port=rp_port, echo=click.echo)
+
+
+@main.group()
+def admin() -> None:
+    """Dashboard administrators (docs/dashboard.md)."""
+
+
+@admin.command("create")
+@click.option("--email", required=True, help="The administrator's email address.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Checked against the admin connection's password policy (prompted when absent).",
+)
+@click.option("--host", help="A host of the admin tenant, e.g. admin.example.com (first time).")
+@with_appcontext
+def admin_create(email: str, password: str, host: str | None) -> None:
+    """Create the admin tenant if missing, and an administrator in it (an existing user of
+    that email gets the admin role and this password)."""
+    from login_site import admin as admin_setup
+    from login_site.db import session_scope
+    from login_site.vault import keyring
+
+    migrate.upgrade(current_app.config["DATABASE_URL"])
+    try:
+        with session_scope(current_app._get_current_object()) as session:
+            tenant = admin_setup.ensure_admin_tenant(session, keyring(), host)
+            user = admin_setup.create_admin(session, keyring(), tenant, email, password)
+            user_id, hosts = user.user_id, [row.host for row in tenant.hosts]
+    except admin_setup.AdminError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"administrator {user_id} in tenant {tenant.name}")
+    for host_name in hosts:
+        click.echo(f"dashboard: {admin_setup.dashboard_url(host_name)}")
 
 
 @main.command("worker")
