@@ -552,3 +552,157 @@ def unlink_identity(db: Session, primary: User, provider: str, user_id: str) -> 
     db.expire(primary, ["identities"])
     db.expire(identity)
     return standalone
+
+
+# --- users from upstream identity providers (social, custom OAuth2, OIDC) -------------------
+
+# Refreshed from the provider at each login unless the connection says otherwise
+# (``set_user_root_attributes``, compat §5.2); email too, so the profile stays the source's.
+UPSTREAM_SYNCED_FIELDS = ("email", "email_verified", "name", "nickname", "given_name")
+UPSTREAM_SYNCED_FIELDS += ("family_name", "picture")
+MAX_RAW_PROFILE_CHARS = 32_000
+
+
+@dataclass(frozen=True)
+class UpstreamKey:
+    """Where an upstream account lives: ``provider`` and the identity's ``user_id``; the
+    user id of a new user is ``provider|user_id`` (``github|12345``, ``oidc|corp|sub``)."""
+
+    provider: str
+    identity_user_id: str
+
+    @property
+    def user_id(self) -> str:
+        return f"{self.provider}|{self.identity_user_id}"
+
+
+def upstream_key(conn: Connection, upstream_id: str, *, is_social: bool) -> UpstreamKey:
+    """Social presets keep the provider's id (Auth0's ``google-oauth2|…``); custom OAuth2
+    and enterprise connections add the connection name, so the same ``sub`` at two
+    providers makes two users (checklist SC-18)."""
+    if is_social and conn.strategy != "oauth2":
+        return UpstreamKey(conn.strategy, upstream_id)
+    return UpstreamKey(conn.strategy, f"{conn.name}|{upstream_id}")
+
+
+def find_upstream_identity(db: Session, conn: Connection, key: UpstreamKey) -> Identity | None:
+    return db.execute(
+        select(Identity).where(
+            Identity.connection_id == conn.id, Identity.user_id == key.identity_user_id
+        )
+    ).scalar_one_or_none()
+
+
+def _raw_profile(raw: dict[str, Any]) -> dict[str, Any]:
+    """The provider's profile as kept on the identity (``profileData``), size-capped."""
+    import json
+
+    text = json.dumps(raw, default=str)
+    return raw if len(text) <= MAX_RAW_PROFILE_CHARS else {"truncated": True}
+
+
+def _profile_values(profile: Any) -> dict[str, Any]:
+    email = profile.email
+    values = {
+        "email": email,
+        "email_verified": bool(email) and profile.email_verified,
+        "name": profile.name or email or profile.nickname or profile.user_id,
+        "nickname": profile.nickname or (email.split("@", 1)[0] if email else profile.name),
+        "given_name": profile.given_name,
+        "family_name": profile.family_name,
+        "picture": profile.picture or (gravatar_url(email) if email else None),
+    }
+    return values
+
+
+def sync_upstream_profile(
+    user: User, identity: Identity, profile: Any, mode: str = "on_each_login"
+) -> None:
+    """After a login through ``identity``: keep the provider's profile on the identity and,
+    for the user's main identity with ``on_each_login``, refresh the root attributes."""
+    identity.profile_data = _raw_profile(dict(profile.raw))
+    if mode != "on_each_login" or main_identity(user) is not identity:
+        return
+    for key, value in _profile_values(profile).items():
+        if getattr(user, key) != value:
+            setattr(user, key, value)
+
+
+def create_upstream_user(
+    db: Session, tenant: Tenant, conn: Connection, key: UpstreamKey, profile: Any, is_social: bool
+) -> User:
+    """A new user whose main identity is this upstream account. Two first logins racing
+    on the same account: the loser gets :class:`UserExists` with nothing written."""
+    values = _profile_values(profile)
+    if values["email"] is not None:
+        values["email"] = normalise_email(values["email"])
+    user = User(
+        tenant_id=tenant.id,
+        user_id=key.user_id,
+        username=profile.username,
+        phone_number=profile.phone_number,
+        user_metadata={},
+        app_metadata={},
+        **values,
+    )
+    user.identities.append(
+        Identity(
+            tenant_id=tenant.id,
+            connection_id=conn.id,
+            provider=key.provider,
+            user_id=key.identity_user_id,
+            is_social=is_social,
+            profile_data=_raw_profile(dict(profile.raw)),
+        )
+    )
+    try:
+        with db.begin_nested():
+            db.add(user)
+            db.flush()
+    except IntegrityError as exc:
+        raise UserExists(key.user_id) from exc
+    return user
+
+
+def add_upstream_identity(
+    db: Session, user: User, conn: Connection, key: UpstreamKey, profile: Any, is_social: bool
+) -> Identity:
+    """Link an upstream account the person just proved to ``user`` (who proved theirs)."""
+    identity = Identity(
+        tenant_id=user.tenant_id,
+        user_pk=user.id,
+        connection_id=conn.id,
+        provider=key.provider,
+        user_id=key.identity_user_id,
+        is_social=is_social,
+        profile_data=_raw_profile(dict(profile.raw)),
+    )
+    try:
+        with db.begin_nested():
+            db.add(identity)
+            db.flush()
+    except IntegrityError as exc:
+        raise UserExists(key.user_id) from exc
+    db.expire(user, ["identities"])
+    return identity
+
+
+def verified_email_owner(db: Session, tenant: Tenant, email: str | None) -> User | None:
+    """The one user of the tenant whose *verified* address is ``email`` (a linking
+    candidate); ``None`` when there is none or several."""
+    if not email:
+        return None
+    owners = (
+        db.execute(
+            select(User)
+            .where(
+                User.tenant_id == tenant.id,
+                User.email == normalise_email(email),
+                User.email_verified.is_(True),
+            )
+            .limit(2)
+        )
+        .scalars()
+        .all()
+    )
+    return owners[0] if len(owners) == 1 else None

@@ -98,12 +98,17 @@ def _register_blueprints(app: Flask) -> None:
     from login_site.api.passwordless import pages as passwordless_pages_bp
     from login_site.dashboard.views import bp as dashboard_bp
     from login_site.login.selfservice import bp as selfservice_bp
+    from login_site.login.upstream import bp as upstream_bp
     from login_site.login.views import bp as login_bp
     from login_site.management.views import register as register_management
     from login_site.oauth.views import bp as oauth_bp
 
     app.register_blueprint(login_bp)
     app.register_blueprint(selfservice_bp)
+    app.register_blueprint(upstream_bp)
+    # Providers answering with response_mode=form_post (Apple, OIDC) post cross-site; the
+    # state bound to this browser's session protects the callback (checklist UP-01).
+    csrf.exempt("login_site.login.upstream.callback")
     app.register_blueprint(dbconnections_bp)
     app.register_blueprint(co_bp)
     app.register_blueprint(lock_bp)  # GET only: the widget's files and client script

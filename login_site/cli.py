@@ -127,6 +127,30 @@ def keys_rotate(tenant_name: str) -> None:
 
 
 @main.group()
+def vault() -> None:
+    """Token Vault encryption keys."""
+
+
+@vault.command("rotate")
+@click.option(
+    "--new-data-keys",
+    is_flag=True,
+    help="Also give every tenant a new data key and re-encrypt its token sets with it.",
+)
+@with_appcontext
+def vault_rotate(new_data_keys: bool) -> None:
+    """Re-wrap the tenants' data keys under the first key of ENCRYPTION_KEYS (put the new
+    master key first, keep the old ones after it until this has run)."""
+    from login_site import token_vault
+    from login_site.db import session_scope
+    from login_site.vault import keyring
+
+    with session_scope(current_app._get_current_object()) as session:
+        counts = token_vault.rotate(session, keyring(), new_data_keys=new_data_keys)
+    click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+@main.group()
 def events() -> None:
     """Stored security events."""
 

@@ -78,6 +78,13 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_PASSWORDLESS_START": "50/hour",  # per IP; Auth0 50/h
     "RATE_LIMIT_USERINFO": "10/minute",  # per access token; Auth0 10 burst, 5/min per user
     "RATE_LIMIT_JWKS": "20/second",  # per IP; Auth0 20/20 per s
+    # Calls to upstream identity providers (outbound.py, checklist UP-06): bounded waits, size
+    # cap, no redirects. Hosts listed here may resolve to link-local or unspecified addresses.
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 3.0,
+    "UPSTREAM_READ_TIMEOUT_SECONDS": 5.0,  # also the deadline for the whole response
+    "UPSTREAM_MAX_RESPONSE_BYTES": 1024 * 1024,
+    "UPSTREAM_ALLOWED_HOSTS": [],
+    "UPSTREAM_METADATA_TTL_SECONDS": 3600,  # discovery and JWKS, refetched once on unknown kid
 }
 
 

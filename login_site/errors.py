@@ -98,6 +98,14 @@ class InvalidToken(LoginSiteError):
         return {"WWW-Authenticate": f'Bearer error="{self.error}"'}
 
 
+class TemporarilyUnavailable(LoginSiteError):
+    """A dependency (an upstream identity provider) did not answer in time (RFC 6749
+    §4.1.2.1)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+
 class TooManyRequests(LoginSiteError):
     """A rate limit or suspicious-IP throttle (compat §0.7): Auth0's text for APIs,
     a readable one for pages."""

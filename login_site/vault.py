@@ -53,6 +53,7 @@ SECRET_OPTION_PATHS: tuple[tuple[str, ...], ...] = (
     ("signing_key",),
     ("api_key",),
     ("secret",),
+    ("app_secret",),  # Sign in with Apple: the team's private key
     ("custom_database", "url"),
 )
 SEALED = "$encrypted"

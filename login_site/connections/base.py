@@ -139,7 +139,10 @@ def setup_strategies() -> None:
     """Explicit registration (nothing registers itself on import)."""
     from login_site.connections.database import DatabaseStrategy
     from login_site.connections.passwordless import STRATEGIES as PASSWORDLESS
+    from login_site.connections.social import STRATEGIES as OAUTH2
 
     register(DatabaseStrategy())
     for strategy in PASSWORDLESS.values():
+        register(strategy)
+    for strategy in OAUTH2.values():
         register(strategy)

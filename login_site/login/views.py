@@ -36,6 +36,7 @@ from login_site.login import transaction
 from login_site.models import CrossOriginTicket
 from login_site.oauth import authorize
 from login_site.oauth.authorize import RedirectError
+from login_site.outbound import UpstreamError
 from login_site.tenancy import current_tenant
 from login_site.tenancy import issuer
 
@@ -230,10 +231,27 @@ def start_connection():
             status=400,
             error=_("This sign-in method is not available for this application."),
         )
-    step = get_strategy(offer.connection.strategy).begin(offer.connection, tx)
+    return _begin(tx, areq, offer)
+
+
+def _begin(tx, areq, offer, code: int = 303):
+    """The first step of a non-database connection: upstream, or its own page."""
+    db, tenant = get_db(), current_tenant()
+    try:
+        step = get_strategy(offer.connection.strategy).begin(offer.connection, tx)
+    except UpstreamError:
+        db.rollback()
+        event("login", "failure", reason="upstream_unavailable", connection=offer.connection.name)
+        return _render(
+            tx,
+            areq,
+            screen="login",
+            status=503,
+            error=_("This sign-in provider cannot be reached right now. Try again in a moment."),
+        )
     db.commit()
     if step.kind == "redirect":
-        return redirect(step.url, code=303)
+        return redirect(step.url, code=code)
     return render_template(
         step.template,
         tenant=tenant,
@@ -249,6 +267,13 @@ def login_page():
     db = get_db()
     tx, areq = transaction.load(db, current_tenant(), request.args.get("state"))
     g.ui_locales = areq.ui_locales
+    if areq.connection and not request.args.get("screen"):
+        # /authorize?connection=<social or enterprise>: straight to the provider (Auth0's
+        # behaviour), no page in between.
+        offers = pages.offers(db, current_tenant(), areq.client, only=areq.connection)
+        offer = offers[0] if offers else None
+        if offer is not None and offer.button.kind == "redirect":
+            return _begin(tx, areq, offer, code=302)
     screen = request.args.get("screen") or ("signup" if areq.screen_hint == "signup" else "login")
     return _render(tx, areq, screen="signup" if screen == "signup" else "login")
 

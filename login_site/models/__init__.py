@@ -23,6 +23,9 @@ from login_site.models.security import RateCounter
 from login_site.models.security import UserTicket
 from login_site.models.tenant import Tenant
 from login_site.models.tenant import TenantHost
+from login_site.models.upstream import TenantDataKey
+from login_site.models.upstream import UpstreamMetadata
+from login_site.models.upstream import UpstreamToken
 from login_site.models.user import DatabaseCredential
 from login_site.models.user import Identity
 from login_site.models.user import PasswordHistory
@@ -52,7 +55,10 @@ __all__ = [
     "ResourceServer",
     "SigningKey",
     "Tenant",
+    "TenantDataKey",
     "TenantHost",
+    "UpstreamMetadata",
+    "UpstreamToken",
     "User",
     "UserTicket",
 ]

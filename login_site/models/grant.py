@@ -37,6 +37,9 @@ class LoginTransaction(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # SHA-256 of the secret half of the upstream ``state`` while a social/enterprise login is
+    # under way; spent (set to NULL) by one conditional UPDATE at the callback (checklist UP-01).
+    upstream_state_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LoginSession(Base):

@@ -99,6 +99,9 @@ class AuthorizeRequest:
     audience: str | None = None
     ui_locales: str | None = None
     hint_sub: str | None = None  # ``sub`` of a verified id_token_hint
+    # Parameters only passed on to upstream providers (connection ``upstream_params`` aliases,
+    # ``connection_scope``): kept as sent, length-capped, never interpreted here.
+    upstream: dict[str, str] = field(default_factory=dict)
 
     def to_params(self) -> dict[str, Any]:
         return {
@@ -118,6 +121,7 @@ class AuthorizeRequest:
             "audience": self.audience,
             "ui_locales": self.ui_locales,
             "hint_sub": self.hint_sub,
+            "upstream": self.upstream,
         }
 
     @classmethod
@@ -137,7 +141,21 @@ class AuthorizeRequest:
             audience=params.get("audience"),
             ui_locales=params.get("ui_locales"),
             hint_sub=params.get("hint_sub"),
+            upstream=dict(params.get("upstream") or {}),
         )
+
+
+# Authorize parameters that matter only to upstream providers (Auth0's upstream_params aliases
+# that we do not otherwise keep, and connection_scope).
+UPSTREAM_PASSED_PARAMS = (
+    "acr_values",
+    "display",
+    "id_token_hint",
+    "resource",
+    "response_type",
+    "connection_scope",
+)
+UPSTREAM_PARAM_MAX_LENGTH = 2048
 
 
 # --- checks before the redirect URI is trusted: errors are pages --------------------------
@@ -363,6 +381,11 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
         audience=audience,
         ui_locales=args.get("ui_locales"),
         hint_sub=hint_sub,
+        upstream={
+            name: value[:UPSTREAM_PARAM_MAX_LENGTH]
+            for name in UPSTREAM_PASSED_PARAMS
+            if (value := args.get(name))
+        },
     )
 
 

@@ -36,6 +36,7 @@ from login_site.models import Client
 from login_site.oauth import grants
 from login_site.oauth.passwordless_grant import PasswordlessOtpGrant
 from login_site.oauth.revoke import revoke_token
+from login_site.oauth.vault_grant import FederatedTokenExchangeGrant
 from login_site.security.secrets import same
 from login_site.vault import keyring
 
@@ -271,6 +272,7 @@ def setup_oauth(app: Flask) -> None:
     server.register_grant(grants.ClientCredentialsGrant)
     server.register_grant(grants.PasswordGrant)
     server.register_grant(PasswordlessOtpGrant)
+    server.register_grant(FederatedTokenExchangeGrant)
     app.extensions["login_site.oauth"] = server
 
 

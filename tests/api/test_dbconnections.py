@@ -153,7 +153,7 @@ def test_signup_ignores_mass_assignment(app, client):
         ({"client_id": ...}, "invalid_body"),
         ({"client_id": "nope"}, "bad.client_id"),
         ({"connection": "closed-db"}, "bad.connection"),
-        ({"connection": "up-oidc"}, "bad.connection"),
+        ({"connection": "corp-saml"}, "bad.connection"),
         ({"email": "not-an-email"}, "bad.email"),
         ({"user_metadata": {f"k{i}": "v" for i in range(11)}}, "invalid_body"),
         ({"user_metadata": {"k": "v" * 501}}, "invalid_body"),

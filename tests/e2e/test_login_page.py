@@ -29,7 +29,7 @@ MET = re.compile(r"(^|\s)met(\s|$)")
 GENERIC_FAILURE = "Wrong email or password."
 STATE = "st-123"  # authorize_params' default
 # Connections enabled for some client but never offerable: not implemented, or not enabled.
-NEVER_SHOWN = ("up-oidc", "closed-db")
+NEVER_SHOWN = ("corp-saml", "closed-db")
 
 
 def assert_signup_screen(page: Page) -> None:
@@ -132,7 +132,7 @@ def test_login_page_offers_exactly_the_clients_enabled_implemented_connection(
     identifier = page.get_by_label(identifier_label, exact=True)
     expect(identifier).to_have_attribute("type", identifier_type)
     expect(identifier).to_have_attribute("name", "username")
-    # No dead buttons for connections without a strategy (up-oidc, closed-db...).
+    # No dead buttons for connections without a strategy (corp-saml, closed-db...).
     html = page.content()
     for name in NEVER_SHOWN:
         assert name not in html

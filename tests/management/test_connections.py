@@ -41,7 +41,7 @@ def stored(app, con_id):
 def test_list_and_filter_by_strategy(api):
     token = api.token("read:connections")
     everything = call(api, "GET", "/api/v2/connections", token).get_json()
-    assert {"db", "partners-db", "sms", "up-oidc"} <= {c["name"] for c in everything}
+    assert {"db", "partners-db", "sms", "corp-saml"} <= {c["name"] for c in everything}
     databases = call(api, "GET", "/api/v2/connections?strategy=auth0", token).get_json()
     assert databases and {c["strategy"] for c in databases} == {"auth0"}
     both = call(api, "GET", "/api/v2/connections?strategy=auth0&strategy=sms", token).get_json()

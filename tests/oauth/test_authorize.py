@@ -176,9 +176,9 @@ def test_only_well_formed_s256_pkce_is_accepted(client, params):
     assert_error_redirect(get(client, **params), "invalid_request")
 
 
-@pytest.mark.parametrize("connection", ["closed-db", "up-oidc", "nope"])
+@pytest.mark.parametrize("connection", ["closed-db", "corp-saml", "nope"])
 def test_connection_must_be_enabled_and_available(app, client, connection):
-    # closed-db is enabled for no client; up-oidc is enabled but not implemented yet.
+    # closed-db is enabled for no client; corp-saml is enabled but not implemented yet.
     assert_safe_page(app, get(client, connection=connection))
 
 

@@ -334,7 +334,7 @@ def test_password_grant_is_off_unless_listed(client):
     [
         ("nope", "the connection was not found"),
         ("closed-db", "the connection was disabled"),
-        ("up-oidc", "the connection was disabled"),
+        ("corp-saml", "the connection was disabled"),
     ],
 )
 def test_realm_must_be_an_enabled_database(client, realm, description):
