@@ -127,6 +127,8 @@ FLAG_SEARCH_COLUMNS = {"email_verified": User.email_verified, "blocked": User.bl
 SEARCH_FIELDS = (*TEXT_SEARCH_COLUMNS, "user_id", "identities.connection", *FLAG_SEARCH_COLUMNS)
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _BARE_VALUE = re.compile(r"^[^\s()\"*?\\:{}\[\]^~!]+\*?$")
+# Control characters (NUL above all, which PostgreSQL text refuses) are never valid here.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TOKENS = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
 
 
@@ -142,7 +144,9 @@ def _time(value: datetime | None) -> str | None:
 def connection_names(db: Session, tenant: Tenant) -> dict[str, str]:
     """``Connection.id`` -> name, for showing identities."""
     return dict(
-        db.execute(select(Connection.id, Connection.name).where(Connection.tenant_id == tenant.id))
+        db.execute(
+            select(Connection.id, Connection.name).where(Connection.tenant_id == tenant.id)
+        ).all()
     )
 
 
@@ -219,7 +223,7 @@ def fields(args) -> tuple[frozenset[str], bool] | None:
 
 def find(db: Session, tenant: Tenant, user_id: str) -> User:
     user = None
-    if len(user_id) <= 255:
+    if len(user_id) <= 255 and not _CONTROL.search(user_id):
         user = db.execute(
             select(User).where(User.tenant_id == tenant.id, User.user_id == user_id)
         ).scalar_one_or_none()
@@ -232,8 +236,8 @@ def by_email(db: Session, tenant: Tenant, email: str | None) -> list[User]:
     """Exact and case-insensitive, over every connection."""
     if not email or not email.strip():
         raise invalid_query("missing required property 'email'")
-    if len(email) > 320:
-        raise invalid_query("'email' is too long")
+    if len(email) > 320 or _CONTROL.search(email):
+        raise invalid_query("'email' is not an email address")
     return list(
         db.execute(
             select(User)
@@ -259,6 +263,9 @@ def search_args(args) -> Search:
     per_page = min(per_page, MAX_PER_PAGE)
     if (page + 1) * per_page > MAX_SEARCH_RESULTS:
         raise invalid_query(f"only the first {MAX_SEARCH_RESULTS} users can be paged through")
+    connection = args.get("connection") or None
+    if connection is not None and (len(connection) > 128 or _CONTROL.search(connection)):
+        raise invalid_query("'connection' is not a connection name")
     engine = args.get("search_engine")
     if engine not in (None, "", "v2", "v3"):
         raise invalid_query("'search_engine' must be v3")
@@ -267,7 +274,7 @@ def search_args(args) -> Search:
         per_page=per_page,
         totals=totals,
         q=args.get("q") or None,
-        connection=args.get("connection") or None,
+        connection=connection,
         sort=args.get("sort") or None,
     )
 
@@ -452,6 +459,8 @@ def parse_query(tenant: Tenant, text: str):
     """The SQL condition for ``q``, or a 400 ``invalid_query_string``."""
     if len(text) > MAX_QUERY_LENGTH:
         raise invalid_query(f"'q' is longer than {MAX_QUERY_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise invalid_query("'q' must not contain control characters")
     return _Query(tenant, text).parse()
 
 
@@ -459,12 +468,15 @@ def parse_query(tenant: Tenant, text: str):
 
 
 def _text(data: dict, key: str, limit: int = 255) -> str:
-    return body.string(data, key, limit=limit, empty=False)
+    value = body.string(data, key, limit=limit, empty=False)
+    if _CONTROL.search(value):
+        raise invalid_body(f"'{key}' must not contain control characters")
+    return value
 
 
 def _email(data: dict) -> str:
     value = body.string(data, "email", limit=320).strip()
-    if not accounts.valid_email(value):
+    if _CONTROL.search(value) or not accounts.valid_email(value):
         raise invalid_body("'email' is not a valid email address")
     return value
 
@@ -482,7 +494,7 @@ def _phone(data: dict, conn: Connection | None) -> str:
 
 
 def _picture(data: dict) -> str:
-    value = body.string(data, "picture", limit=2000, empty=False)
+    value = _text(data, "picture", limit=2000)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise invalid_body("'picture' must be an http(s) URL")
@@ -621,7 +633,7 @@ def _create_database_user(
         raise invalid_body("missing required property 'email'")
     if "password" not in data:
         raise invalid_body("missing required property 'password'")
-    password = body.string(data, "password", limit=1000, empty=False)
+    password = body.string(data, "password", limit=4096, empty=False)
     username = None
     if options.get("requires_username"):
         if "username" not in data:
@@ -746,7 +758,7 @@ def update(db: Session, tenant: Tenant, user: User, data: dict) -> bool:
             raise invalid_body("'username' is not a valid username for this connection")
     password = None
     if "password" in data:
-        password = body.string(data, "password", limit=1000, empty=False)
+        password = body.string(data, "password", limit=4096, empty=False)
         if conn.strategy != "auth0":
             raise invalid_body("'password' can only be set for a database connection")
     if email is not None and accounts.normalise_email(email) != user.email:
