@@ -157,8 +157,9 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def error_page(title: str, description: str, status: int):
-    body = render_template("errors/error.html", title=title, description=description)
+def error_page(title: str, description: str, status: int, error: str | None = None):
+    """A readable page; ``error`` is a stable machine-readable key for tests and scripts."""
+    body = render_template("errors/error.html", title=title, description=description, error=error)
     return body, status, {"Cache-Control": "no-store"}
 
 
@@ -176,7 +177,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PageError)
     def _page(exc: PageError):
         event("request_rejected", "page", error=exc.error, path=request.path)
-        return error_page(exc.title, exc.description, exc.status)
+        return error_page(exc.title, exc.description, exc.status, exc.error)
 
     @app.errorhandler(LoginSiteError)
     def _ours(exc: LoginSiteError):

@@ -65,9 +65,9 @@ class TokenSet:
             return None
         return max(0, int((self.expires_at - utcnow()).total_seconds()))
 
-    def fresh(self) -> bool:
+    def fresh(self, margin_seconds: float = EXPIRY_MARGIN_SECONDS) -> bool:
         return self.expires_at is None or self.expires_at > utcnow() + timedelta(
-            seconds=EXPIRY_MARGIN_SECONDS
+            seconds=margin_seconds
         )
 
 
@@ -165,6 +165,14 @@ def store(
     return row
 
 
+def _margin_seconds(row: UpstreamToken) -> float:
+    """Refresh this early: 30 s, or a quarter of a short token's lifetime."""
+    if row.expires_at is None:
+        return EXPIRY_MARGIN_SECONDS
+    lifetime = (row.expires_at - row.updated_at).total_seconds()
+    return max(0.0, min(EXPIRY_MARGIN_SECONDS, lifetime / 4))
+
+
 def token_set(db: Session, row: UpstreamToken) -> TokenSet:
     secrets = _open(db, row, keyring())
     return TokenSet(
@@ -189,13 +197,17 @@ def current_token(db: Session, conn: Connection, identity: Identity, refresher) 
     refreshed with the stored refresh token through ``refresher(refresh_token) -> dict``
     (the provider's token response), by one request at a time."""
     deadline = time.monotonic() + REFRESH_LEASE_SECONDS
+    first_version = None
     while True:
         row = find(db, identity.tenant_id, identity)
         if row is None:
             raise VaultError("no token set is stored for this user", reconnect=True)
         tokens = token_set(db, row)
-        if tokens.fresh():
+        first_version = row.version if first_version is None else first_version
+        if tokens.fresh(_margin_seconds(row)):
             return tokens
+        if row.version != first_version and tokens.fresh(0):
+            return tokens  # another request refreshed it while we waited
         if not tokens.refresh_token:
             raise VaultError("the upstream access token expired", reconnect=True)
         now = utcnow()

@@ -40,6 +40,7 @@ from login_site.login import pages
 from login_site.login import transaction
 from login_site.login.transaction import BROWSER_KEY
 from login_site.login.views import finish_login
+from login_site.login.views import redirect_error
 from login_site.models import Connection
 from login_site.models import LoginTransaction
 from login_site.oauth.authorize import RedirectError
@@ -50,6 +51,7 @@ from login_site.tenancy import issuer
 from login_site.vault import keyring
 
 bp = Blueprint("upstream", __name__)
+bp.register_error_handler(RedirectError, redirect_error)
 
 BAD_STATE = PageError(
     N_("This sign-in link cannot be used"),

@@ -47,7 +47,8 @@ DEFAULT_PRIMARY = "#4f46e5"
 
 
 @bp.errorhandler(RedirectError)
-def _redirect_error(exc: RedirectError):
+def redirect_error(exc: RedirectError):
+    """An error for the application, at its validated redirect URI."""
     event("authorize", exc.error.error, client_id=g.get("client_id"))
     return authorize.error_response(exc)
 
