@@ -462,10 +462,14 @@ def link_identity(db: Session, primary: User, secondary: User) -> None:
     identity_ids = [i.id for i in secondary.identities]
     main = main_identity(secondary)
     if main is not None:
+        # Kept over what the identity already holds (an upstream provider's raw profile).
         main.profile_data = {
-            k: getattr(secondary, k)
-            for k in PROFILE_SNAPSHOT_FIELDS
-            if getattr(secondary, k) is not None
+            **(main.profile_data or {}),
+            **{
+                k: getattr(secondary, k)
+                for k in PROFILE_SNAPSHOT_FIELDS
+                if getattr(secondary, k) is not None
+            },
         }
         db.flush()
     moved = db.execute(
@@ -506,6 +510,38 @@ def _end_sessions_through(db: Session, user: User, connection_name: str) -> None
         refresh.revoke_family(db, family_id)
 
 
+# Longest value a standalone user takes from ``profileData`` (the users columns' sizes).
+_SNAPSHOT_LIMITS = {"email": 320, "phone_number": 32, "username": 128, "picture": 2000}
+
+
+def _standalone_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """Root attributes from ``profileData``, which may be an upstream provider's raw
+    profile: booleans only as booleans, text only as clean text that fits its column."""
+    out: dict[str, Any] = {}
+    for key in PROFILE_SNAPSHOT_FIELDS:
+        value = data.get(key)
+        if key.endswith("_verified"):
+            if isinstance(value, bool):
+                out[key] = value
+        elif (
+            isinstance(value, str)
+            and value.strip()
+            and len(value) <= _SNAPSHOT_LIMITS.get(key, 255)
+            and not any(ord(c) < 32 or ord(c) == 127 for c in value)
+        ):
+            out[key] = value
+    if "email" in out:
+        if valid_email(out["email"]):
+            out["email"] = normalise_email(out["email"])
+        else:
+            del out["email"]
+    if "email" not in out:
+        out.pop("email_verified", None)
+    if "phone_number" not in out:
+        out.pop("phone_verified", None)
+    return out
+
+
 def unlink_identity(db: Session, primary: User, provider: str, user_id: str) -> User | None:
     """Split a linked identity off ``primary`` into a standalone user ``provider|user_id``
     with the profile it had (``profileData``). ``None`` if ``primary`` has no such
@@ -517,9 +553,7 @@ def unlink_identity(db: Session, primary: User, provider: str, user_id: str) -> 
         return None
     if identity is main_identity(primary):
         raise LinkRefused("the main identity of a user cannot be unlinked")
-    profile = {
-        k: v for k, v in (identity.profile_data or {}).items() if k in PROFILE_SNAPSHOT_FIELDS
-    }
+    profile = _standalone_profile(identity.profile_data or {})
     email = profile.get("email")
     standalone = User(
         tenant_id=primary.tenant_id,
@@ -539,7 +573,7 @@ def unlink_identity(db: Session, primary: User, provider: str, user_id: str) -> 
             moved = db.execute(
                 update(Identity)
                 .where(Identity.id == identity.id, Identity.user_pk == primary.id)
-                .values(user_pk=standalone.id, profile_data={})
+                .values(user_pk=standalone.id)
                 .execution_options(synchronize_session=False)
             ).rowcount
             if moved != 1:

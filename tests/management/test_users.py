@@ -1083,3 +1083,44 @@ def test_control_characters_are_refused_not_500(app, api, backend, method, targe
         "invalid_query_string",
         "inexistent_user",
     )
+
+
+def test_unlinking_an_identity_with_a_raw_upstream_profile_keeps_only_clean_values(
+    app, api, backend
+):
+    """``profileData`` may be a provider's raw profile (social logins keep it there)."""
+    alice = user_id_of(app, ALICE[0])
+    carol = user_id_of(app, CAROL[0])
+    token = api.token("update:users", "read:users")
+    linked = call(
+        api,
+        "POST",
+        path(alice, "/identities"),
+        token,
+        json={"provider": "auth0", "user_id": carol.split("|")[1]},
+    )
+    assert linked.status_code == 201
+    with app.extensions["login_site.sessionmaker"]() as db:
+        identity = db.execute(
+            sa.select(Identity).where(Identity.user_id == carol.split("|")[1])
+        ).scalar_one()
+        identity.profile_data = {
+            "sub": "1234",
+            "email": "Carol.Upstream@Example.test",
+            "email_verified": "true",
+            "name": {"first": "Carol"},
+            "nickname": "c" * 300,
+            "given_name": "Ca\x00rol",
+            "picture": "https://pictures.test/carol.png",
+            "phone_verified": True,
+        }
+        db.commit()
+    response = call(api, "DELETE", path(alice, f"/identities/auth0/{carol.split('|')[1]}"), token)
+    assert response.status_code == 200, response.get_json()
+    standalone = call(api, "GET", path(carol), token).get_json()
+    assert standalone["email"] == "carol.upstream@example.test"
+    assert standalone["email_verified"] is False
+    assert standalone["name"] == "carol.upstream@example.test"
+    assert standalone["nickname"] == "carol.upstream"
+    assert standalone["picture"] == "https://pictures.test/carol.png"
+    assert "given_name" not in standalone and "phone_verified" not in standalone
