@@ -145,17 +145,19 @@ def store(
         select(UpstreamToken).where(UpstreamToken.identity_id == identity.id)
     ).scalar_one_or_none()
     refresh_token = tokens.get("refresh_token")
-    if row is None:
+    new = row is None
+    if new:
         row = UpstreamToken(
             tenant_id=tenant_id, identity_id=identity.id, connection_id=conn.id, version=0
         )
-        db.add(row)
     elif not refresh_token:
         try:
             refresh_token = _open(db, row, ring).get("refresh_token")
         except VaultError:
             refresh_token = None
     _seal(db, row, {"access_token": tokens["access_token"], "refresh_token": refresh_token}, ring)
+    if new:
+        db.add(row)  # only once sealed: nothing half-written is ever flushed
     row.scope = tokens.get("scope")
     row.expires_at = _expiry(tokens)
     row.version = (row.version or 0) + 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from flask import g
 from sqlalchemy import select
 
@@ -58,7 +59,11 @@ class FederatedTokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
 
     def validate_token_request(self):
         client = self.authenticate_token_endpoint_client()
-        _check_grant_type(client, self.GRANT_TYPE)
+        try:
+            _check_grant_type(client, self.GRANT_TYPE)
+        except UnauthorizedClientError as exc:
+            exc.status_code = 403  # compat §2.1: the client may not use the grant
+            raise
         form = self.request.form
         subject, subject_type = form.get("subject_token"), form.get("subject_token_type")
         requested = form.get("requested_token_type")
