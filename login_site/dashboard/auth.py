@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import g
 from flask import redirect
+from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
@@ -139,7 +140,8 @@ def require_admin(view: Callable[..., Any]) -> Callable[..., Any]:
                 error="login_required",
             )
         if not is_admin(found[0]):
-            raise FORBIDDEN
+            page = render_template("dashboard/forbidden.html", tenant=g.tenant, user=found[0])
+            return page, 403
         acting()
         return view(*args, **kwargs)
 

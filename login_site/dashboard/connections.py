@@ -72,18 +72,21 @@ DATABASE_FIELDS = {
     "requires_username": "requires_username",
     "disable_self_service_change_password": "disable_self_service_change_password",
 }
+# (option, label, hint, value when the option is absent: what the login code assumes)
 DATABASE_FLAGS = (
     (
         "brute_force_protection",
         N_("Brute-force protection"),
-        N_("Block an IP after 10 failed logins on one account."),
+        N_("Block logins to an account from an IP after 10 failures in a row."),
+        True,
     ),
-    ("disable_signup", N_("Disable sign-ups"), N_("Only admins and imports create users.")),
-    ("requires_username", N_("Requires username"), N_("Users also choose a username.")),
+    ("disable_signup", N_("Disable sign-ups"), N_("Only admins and imports create users."), False),
+    ("requires_username", N_("Requires username"), N_("Users also choose a username."), False),
     (
         "disable_self_service_change_password",
         N_("Disable password reset"),
         N_('No "Forgot password?" link on the login page.'),
+        False,
     ),
 )
 _OPTION_ERROR = re.compile(r"options\.([A-Za-z_]+)")
@@ -121,7 +124,7 @@ def database_options(form: MultiDict, base: dict) -> dict:
     dictionary["enable"] = checked(form, "dictionary")
     options["password_dictionary"] = dictionary
     options["password_no_personal_info"] = {"enable": checked(form, "no_personal_info")}
-    for key, _label, _hint in DATABASE_FLAGS:
+    for key, _label, _hint, _default in DATABASE_FLAGS:
         options[key] = checked(form, key)
     return options
 
