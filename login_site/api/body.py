@@ -16,7 +16,7 @@ def read() -> dict[str, Any]:
     if request.is_json:
         try:
             data = json.loads(request.get_data() or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise BadBody("The request body is not valid JSON.") from exc
         if not isinstance(data, dict):
             raise BadBody("The request body must be a JSON object.")

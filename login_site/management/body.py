@@ -17,7 +17,7 @@ def json_body(raw: bytes, mimetype: str, *, kind: type = dict) -> Any:
         raise invalid_body("the body must be JSON (Content-Type: application/json)")
     try:
         data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise invalid_body("the body is not valid JSON") from exc
     if not isinstance(data, kind):
         raise invalid_body(f"the body must be a JSON {'object' if kind is dict else 'array'}")

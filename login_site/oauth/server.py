@@ -136,7 +136,7 @@ def read_body() -> dict[str, str]:
     if flask_request.is_json:
         try:
             raw = json.loads(flask_request.get_data(as_text=False) or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidRequestError("The request body is not valid JSON.") from exc
         if not isinstance(raw, dict):
             raise InvalidRequestError("The request body must be a JSON object.")
