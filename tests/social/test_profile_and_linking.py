@@ -175,7 +175,12 @@ def test_a_verified_matching_email_asks_for_the_existing_password(app, connect, 
     right = browser.post(
         "/login/link",
         base_url=f"http://{T1}",
-        data={"csrf_token": csrf_token(page), "state": state, "action": "link", "password": ALICE[1]},
+        data={
+            "csrf_token": csrf_token(page),
+            "state": state,
+            "action": "link",
+            "password": ALICE[1],
+        },
     )
     claims = id_claims(redeem(browser, code_from_location(right)).get_json())
     assert claims["sub"] == alice_id
