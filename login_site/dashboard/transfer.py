@@ -451,7 +451,8 @@ def import_preview():
         text = _uploaded_text()
         outcome = preview(session, keyring(), who.tenant.id, text, allow_delete)
     except ConfigError as exc:
-        return _page(400, error=str(exc), allow_delete=allow_delete)
+        pasted = request.form.get("yaml", "")[:MAX_IMPORT_BYTES]
+        return _page(400, error=str(exc), allow_delete=allow_delete, pasted=pasted)
     finally:
         session.close()
     return _preview_page(who, text, allow_delete, outcome)

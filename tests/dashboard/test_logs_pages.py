@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from login_site import audit
 from login_site.models import Tenant
@@ -18,6 +19,11 @@ from tests.conftest import csrf_token
 from tests.conftest import login_code
 from tests.conftest import start_login
 from tests.conftest import submit_login
+from tests.dashboard.conftest import setup_admin_tenant
+from tests.dashboard.test_browser import log_in
+from tests.dashboard.test_browser import shot
+from tests.dashboard.test_browser import sign_in
+from tests.e2e.browser import open_login
 
 
 def get(dash, path: str, **kwargs):
@@ -229,3 +235,37 @@ def test_the_logs_page_needs_an_admin(admin_app):
     assert response.status_code == 302
     assert "/dashboard/signin" in response.headers["Location"]
     assert app.test_client().get("/dashboard/logs", base_url="http://t1.test").status_code == 404
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(live_server):
+    """The app on a loopback port with the admin tenant on ``admin.localhost:PORT``."""
+    setup_admin_tenant(live_server.app, f"admin.localhost:{live_server.port}")
+    return live_server
+
+
+@pytest.mark.e2e
+def test_in_chromium_a_failed_login_shows_in_the_logs_and_filters_apply(page, server):
+    open_login(page, server)
+    log_in(page, (ALICE[0], "a-wrong-Password-1"))
+    expect(page.get_by_role("alert")).to_be_visible()
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Dashboard sections").get_by_role(
+        "link", name="Logs"
+    ).click()
+    page.wait_for_url("**/dashboard/logs")
+    table = page.locator("#events-title").locator("..")
+    expect(table.get_by_role("cell", name="invalid_user_password")).to_be_visible()
+    shot(page, "logs")
+    page.get_by_label("Event", exact=True).select_option("login")
+    page.get_by_label("Outcome").select_option("failure")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#events-title")).to_have_text("1 event")
+    page.get_by_label("From (UTC)").fill("2001-01-01T00:00:00")
+    page.get_by_label("To (UTC)").fill("2001-01-02T00:00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#events-title")).to_have_text("0 events")
+    shot(page, "logs-filtered")

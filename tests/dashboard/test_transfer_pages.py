@@ -11,6 +11,7 @@ import re
 import pytest
 import sqlalchemy as sa
 import yaml
+from playwright.sync_api import expect
 
 from login_site.dashboard import transfer
 from login_site.models import Client
@@ -20,6 +21,9 @@ from login_site.models import Tenant
 from login_site.vault import Keyring
 from tests.conftest import WEB_SECRET
 from tests.conftest import csrf_token
+from tests.dashboard.conftest import setup_admin_tenant
+from tests.dashboard.test_browser import shot
+from tests.dashboard.test_browser import sign_in
 
 NEW_SECRET = "a-new-web-secret-0123456789abcdefghijkl"
 
@@ -320,3 +324,64 @@ def test_drafts_expire_and_are_bound_to_the_admin():
     assert transfer.unseal(ring, token, "ten_2", "auth0|admin", now=1_060) is None
     late = 1_000 + transfer.DRAFT_TTL_SECONDS + 1
     assert transfer.unseal(ring, token, "ten_1", "auth0|admin", now=late) is None
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(live_server):
+    """The app on a loopback port with the admin tenant on ``admin.localhost:PORT``."""
+    setup_admin_tenant(live_server.app, f"admin.localhost:{live_server.port}")
+    return live_server
+
+
+@pytest.mark.e2e
+def test_in_chromium_an_export_edited_and_imported_is_previewed_then_applied(page, server):
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Dashboard sections").get_by_role(
+        "link", name="Import/Export"
+    ).click()
+    page.wait_for_url("**/dashboard/export")
+    shot(page, "transfer")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download t1.yaml").click()
+    text = download.value.path().read_text(encoding="utf-8")
+    assert "##WEB_CLIENT_SECRET##" in text and WEB_SECRET not in text
+
+    page.get_by_label("Tenant configuration file").set_input_files(
+        files=[{"name": "t1.yaml", "mimeType": "application/yaml", "buffer": edited(text).encode()}]
+    )
+    page.get_by_role("button", name="Preview import").click()
+    page.wait_for_url("**/dashboard/import")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Import preview")
+    expect(page.locator("#import-summary")).to_contain_text("2 created")
+    expect(page.locator("#import-summary")).to_contain_text("1 changed")
+    expect(page.locator("#import-summary")).to_contain_text("0 deleted")
+    applications = page.get_by_role("region", name="Applications")
+    expect(applications.locator('tr[data-kind="created"]')).to_contain_text("imported-app")
+    expect(applications.locator('tr[data-kind="changed"]')).to_contain_text("partners.test/new-cb")
+    shot(page, "import-preview")
+    assert "imported-app" not in client_names(server.app)
+
+    page.get_by_role("button", name="Apply import").click()
+    page.wait_for_url("**/dashboard/export")
+    expect(page.get_by_role("status")).to_contain_text("Imported: 2 created, 1 changed, 0 deleted.")
+    shot(page, "import-applied")
+    assert "imported-app" in client_names(server.app)
+    assert "empty" in client_names(server.app)  # not deleted: "Delete what the file..." unticked
+    assert secret_of(server.app, "web") == WEB_SECRET
+
+
+@pytest.mark.e2e
+def test_in_chromium_a_broken_file_is_explained_and_nothing_changes(page, server):
+    sign_in(page, server)
+    page.goto(f"http://admin.localhost:{server.port}/dashboard/export")
+    broken = "tenant: {name: t1}\nclients: [{name: x, app_type: nope}]\n"
+    page.get_by_label("Or paste it").fill(broken)
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was changed.")
+    expect(page.get_by_role("alert")).to_contain_text("app_type")
+    expect(page.get_by_label("Or paste it")).to_have_value(broken)  # kept, to be fixed
+    shot(page, "import-error")
+    assert "x" not in client_names(server.app)

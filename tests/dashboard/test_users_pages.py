@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from login_site.models import LoginSession
 from login_site.models import SecurityEvent
@@ -20,6 +21,11 @@ from tests.conftest import login_code
 from tests.conftest import start_login
 from tests.conftest import submit_login
 from tests.dashboard.conftest import ADMIN
+from tests.dashboard.conftest import setup_admin_tenant
+from tests.dashboard.test_browser import log_in
+from tests.dashboard.test_browser import shot
+from tests.dashboard.test_browser import sign_in
+from tests.e2e.browser import open_login
 
 CAROL = ("carol@example.test", "Carol-password-1")
 
@@ -275,3 +281,45 @@ def test_user_ids_with_slashes_reach_their_page(app, dash):
     page = get(dash, "/dashboard/users/oidc%7Cup/odd")
     assert page.status_code == 200
     assert re.search(r"oidc\|up/odd", page.get_data(as_text=True))
+
+
+# --- in Chromium ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(live_server):
+    """The app on a loopback port with the admin tenant on ``admin.localhost:PORT``."""
+    setup_admin_tenant(live_server.app, f"admin.localhost:{live_server.port}")
+    return live_server
+
+
+@pytest.mark.e2e
+def test_in_chromium_an_admin_finds_a_user_blocks_them_and_their_login_fails(page, server):
+    page.on("dialog", lambda dialog: dialog.accept())  # "Block this user?"
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Dashboard sections").get_by_role(
+        "link", name="Users"
+    ).click()
+    page.wait_for_url("**/dashboard/users")
+    shot(page, "users")
+    page.get_by_label("Email, name, username or user ID").fill("alice")
+    page.get_by_role("button", name="Search", exact=True).click()
+    results = page.locator("#results-title").locator("..")
+    expect(results.get_by_role("link", name=ALICE[0])).to_be_visible()
+    expect(results.get_by_role("link", name=CAROL[0])).to_have_count(0)
+    shot(page, "users-search")
+    results.get_by_role("link", name=ALICE[0]).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(ALICE[0])
+    shot(page, "user")
+    page.get_by_role("button", name="Block").click()
+    expect(page.get_by_role("status")).to_contain_text("The user is blocked")
+    expect(page.get_by_role("button", name="Unblock")).to_be_visible()
+    shot(page, "user-blocked")
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete this user?")
+    shot(page, "user-delete")
+
+    open_login(page, server)
+    log_in(page, ALICE)
+    expect(page.get_by_role("alert")).to_contain_text("Your account is blocked")
+    shot(page, "user-blocked-login")
