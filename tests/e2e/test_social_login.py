@@ -206,12 +206,15 @@ def test_social_button_logs_in_through_the_provider_and_the_code_gives_its_user(
 ):
     connect(strategy)
     add_upstream_user(fresh_upstream, "1001", "ann@example.test")
-    at_callback: list[tuple[str, str]] = []
+    at_callback: list[tuple[str, int, str]] = []  # method, our status, posted body
     page.on(
-        "request",
-        lambda request: (
-            at_callback.append((request.method, request.post_data or ""))
-            if urlsplit(request.url)[1:3] == (f"t1.localhost:{live_server.port}", "/login/callback")
+        "response",
+        lambda response: (
+            at_callback.append(
+                (response.request.method, response.status, response.request.post_data or "")
+            )
+            if urlsplit(response.url)[1:3]
+            == (f"t1.localhost:{live_server.port}", "/login/callback")
             else None
         ),
     )
@@ -227,13 +230,16 @@ def test_social_button_logs_in_through_the_provider_and_the_code_gives_its_user(
     assert claims["email"] == "ann@example.test"
     assert claims["email_verified"] is True
     if strategy == "apple":
-        # The provider's cross-site POST came without our SameSite=Lax cookie; our page posted
-        # the same fields again from our own origin, and that one completed the login.
-        assert [method for method, _ in at_callback] == ["POST", "POST"]
-        assert "_same_site" not in at_callback[0][1]
-        assert "_same_site=1" in at_callback[1][1]
+        # The provider's cross-site POST came without our SameSite=Lax cookie, so we answered
+        # a page (200) that posted the same fields again from our own origin (then 302).
+        assert [(method, status) for method, status, _ in at_callback] == [
+            ("POST", 200),
+            ("POST", 302),
+        ]
+        assert "code=" in at_callback[0][2] and "_same_site" not in at_callback[0][2]
+        assert "_same_site=1" in at_callback[1][2]
     else:
-        assert [method for method, _ in at_callback] == ["GET"]
+        assert [(method, status) for method, status, _ in at_callback] == [("GET", 302)]
     assert fresh_upstream.authorize_log[-1]["redirect_uri"] == live_server.url(
         "t1", "/login/callback"
     )
@@ -341,6 +347,24 @@ def test_verified_email_of_an_existing_user_links_only_after_her_password(
     assert claims["email"] == ALICE[0]
     assert providers_of(live_server, alice.user_id) == ["auth0", "github"]
     assert t1_user(live_server, user_id="github|1001") is None
+
+
+def test_keeping_a_separate_account_on_the_linking_page_leaves_the_existing_user_alone(
+    page, live_server, callbacks, connect, fresh_upstream
+):
+    alice = t1_user(live_server, email=ALICE[0])
+    connect("github")
+    add_upstream_user(fresh_upstream, "1001", ALICE[0], verified=True)
+
+    start_social_login(page, live_server, "github")
+    choose_at_provider(page, "github", "1001").click()
+    separate = page.get_by_role("button", name="Keep a separate account")
+    query = reach_app(page, separate.click)
+
+    claims = id_token_claims(live_server, query["code"])
+    assert claims["sub"] == "github|1001"
+    assert providers_of(live_server, alice.user_id) == ["auth0"]
+    assert providers_of(live_server, "github|1001") == ["github"]
 
 
 def test_unverified_upstream_email_of_an_existing_user_makes_a_separate_user_without_asking(
