@@ -18,7 +18,9 @@ from login_site.dashboard.forms import checked
 from login_site.dashboard.forms import field_error
 from login_site.dashboard.forms import lines
 from login_site.dashboard.views import KINDS
+from login_site.dashboard.views import LOCKOUT_MESSAGE
 from login_site.dashboard.views import bp
+from login_site.dashboard.views import locks_out
 from login_site.dashboard.views import record
 from login_site.db import get_db
 from login_site.management import clients
@@ -209,6 +211,9 @@ def application_connections(client_id: str):
             if conn.id not in shown:
                 continue  # created after the page was shown: left as it is
             status = conn.id in wanted
+            if not status and locks_out(conn.name, client):
+                flash(LOCKOUT_MESSAGE % {"conn": conn.name}, "error")
+                continue
             if status != (client.id in conn.enabled_client_ids):
                 connection_service.change_clients(
                     db, acting().tenant, conn, [{"client_id": client.client_id, "status": status}]

@@ -36,7 +36,9 @@ from login_site.dashboard.forms import field_error
 from login_site.dashboard.forms import integer
 from login_site.dashboard.forms import json_object
 from login_site.dashboard.views import KINDS
+from login_site.dashboard.views import LOCKOUT_MESSAGE
 from login_site.dashboard.views import bp
+from login_site.dashboard.views import locks_out
 from login_site.dashboard.views import record
 from login_site.dashboard.views import set_pending_cookie
 from login_site.db import get_db
@@ -282,6 +284,10 @@ def connection_applications(connection_id: str):
     if request.method == "POST":
         wanted = set(request.form.getlist("enabled"))
         shown = set(request.form.getlist("shown"))
+        kept = [c for c in rows if c.client_id not in wanted and locks_out(conn.name, c)]
+        for client in kept:
+            flash(LOCKOUT_MESSAGE % {"conn": conn.name}, "error")
+            wanted.add(client.client_id)
         changes = [
             {"client_id": c.client_id, "status": c.client_id in wanted}
             for c in rows

@@ -72,6 +72,20 @@ def record(name: str, **fields: object) -> None:
     events.event(name, "success", actor=who.actor, **fields)
 
 
+def locks_out(conn_name: str, client) -> bool:
+    """Whether disabling ``conn_name`` for ``client`` would end the admin's own way in: the
+    connection this admin signed in with, on the admin tenant's Dashboard client."""
+    who = acting()
+    return (
+        who.tenant.id == who.admin_tenant.id
+        and builtin.role_of(client) == builtin.DASHBOARD
+        and conn_name == who.login_session.connection
+    )
+
+
+LOCKOUT_MESSAGE = N_("%(conn)s stays enabled for the Dashboard: you signed in with it.")
+
+
 @bp.errorhandler(ManagementError)
 def _management_error(exc: ManagementError):
     """A service refusal that no form shows inline (an unknown id, say): a page."""

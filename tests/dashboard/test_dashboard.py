@@ -18,6 +18,7 @@ from login_site.models import Client
 from login_site.models import Connection
 from login_site.models import Tenant
 from login_site.models import User
+from login_site.models.event import SecurityEvent
 from tests.conftest import ALICE
 from tests.conftest import T1
 from tests.conftest import WEB_SECRET
@@ -763,3 +764,57 @@ def test_the_demo_admin_can_sign_in_on_admin_localhost(app):
     client = app.test_client()
     response = signin(client, (email, password), host="admin.localhost:5000")
     assert response.status_code == 200
+
+
+# --- checklist MG-08, MG-09 -------------------------------------------------------------
+
+
+def test_a_dashboard_session_does_not_authenticate_the_management_api(dash):
+    response = dash.get("/api/v2/clients", base_url=BASE)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_dashboard_change_is_kept_in_the_tenants_security_events(backend, admin_app, dash, db):
+    select_t1(dash, db)
+    page = get(dash, "/dashboard/applications/m2m").get_data(as_text=True)
+    response = dash.post(
+        "/dashboard/applications/m2m",
+        base_url=BASE,
+        data={
+            "csrf_token": csrf_token(page),
+            "name": "m2m renamed",
+            "app_type": "non_interactive",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["client_credentials"],
+        },
+    )
+    assert response.status_code == 303
+    root = db.execute(select(User).where(User.email == ADMIN[0])).scalar_one()
+    db.expire_all()
+    row = db.execute(
+        select(SecurityEvent).where(SecurityEvent.name == "dashboard.client_updated")
+    ).scalar_one()
+    assert row.tenant_id == tenant_row(db, "t1").id
+    assert (row.outcome, row.actor, row.target) == ("success", root.user_id, "client:m2m")
+    assert row.time.tzinfo is not None
+
+
+def test_the_admin_cannot_disable_the_connection_they_signed_in_with(dash, db):
+    admin_tenant = next(t for t in db.execute(select(Tenant)).scalars() if t.setting("admin"))
+    post(dash, "/dashboard/tenant", {"tenant": admin_tenant.id}, "/dashboard/tenants")
+    client = db.execute(select(Client).where(Client.tenant_id == admin_tenant.id)).scalar_one()
+    conn = db.execute(
+        select(Connection).where(Connection.tenant_id == admin_tenant.id)
+    ).scalar_one()
+    path = f"/dashboard/applications/{client.client_id}/connections"
+    response = post(dash, path, {"shown": conn.id})  # its box unticked
+    assert response.status_code == 303
+    text = get(dash, path).get_data(as_text=True)
+    assert "admin-users stays enabled for the Dashboard: you signed in with it." in text
+    db.expire_all()
+    assert client.id in db.get(Connection, conn.id).enabled_client_ids
+    path = f"/dashboard/connections/{conn.id}/applications"
+    assert post(dash, path, {"shown": client.client_id}).status_code == 303
+    db.expire_all()
+    assert client.id in db.get(Connection, conn.id).enabled_client_ids
