@@ -244,7 +244,8 @@ def write(engine: Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
         ids: dict[str, str] = {}
         if names:
-            ids = dict(conn.execute(select(Tenant.name, Tenant.id).where(Tenant.name.in_(names))))
+            query = select(Tenant.name, Tenant.id).where(Tenant.name.in_(names))
+            ids = dict(conn.execute(query).tuples().all())
         ready = []
         for row in rows:
             tenant_name = row.pop("tenant_name", None)

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from login_site import audit
+from login_site import migrate
 from login_site.cli import main
 from login_site.db import Base
 from login_site.events import event
@@ -310,3 +311,35 @@ def test_the_logs_query_filters_pages_and_stays_in_its_tenant(backend, app):
         assert total == 1
         assert [r.user_id for r in audit.for_user(db, t1, "auth0|3")] == ["auth0|3"]
         assert audit.event_names(db, t1) == ["login", "signup"]
+
+
+def test_migration_0007_goes_down_and_up_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url, "0007")
+    engine = sa.create_engine(url)
+    assert "security_events" in sa.inspect(engine).get_table_names()
+    migrate.downgrade(url, "0006")
+    assert "security_events" not in sa.inspect(engine).get_table_names()
+    migrate.upgrade(url, "0007")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("security_events")}
+    assert {"tenant_id", "time", "name", "outcome", "actor", "target", "details"} <= columns
+    engine.dispose()
+
+
+def test_an_event_naming_another_tenant_is_filed_under_it(backend, app):
+    with app.extensions["login_site.sessionmaker"]() as db:
+        t1 = db.scalar(sa.select(Tenant).where(Tenant.name == "t1"))
+        db.expunge(t1)
+    with app.test_request_context("/", base_url=f"http://{T1}"):
+        from flask import g
+
+        g.tenant = t1
+        event("dashboard.client_updated", "success", tenant="t2", actor="auth0|admin")
+        event("dashboard.client_updated", "failure", tenant="no-such-tenant")
+        event("login", "success", user_id="auth0|x")
+    # Written when the request's context ends, in one statement.
+    stored = {(r.name, r.outcome): r.tenant_id for r in rows(app)}
+    assert stored == {
+        ("dashboard.client_updated", "success"): tenant_id(app, "t2"),
+        ("login", "success"): tenant_id(app, "t1"),
+    }
