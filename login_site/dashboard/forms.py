@@ -54,10 +54,12 @@ def json_object(form: MultiDict, name: str) -> dict[str, Any]:
     raw = (form.get(name) or "").strip() or "{}"
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise FieldError(
             name, f"Not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
         ) from exc
+    except (ValueError, RecursionError) as exc:  # e.g. nested too deeply
+        raise FieldError(name, "Not valid JSON.") from exc
     if not isinstance(value, dict):
         raise FieldError(name, "Enter a JSON object: { … }.")
     return value

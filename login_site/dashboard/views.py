@@ -47,6 +47,7 @@ from login_site.vault import keyring
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 SIGNIN_COOKIE = "dashboard_signin"
+MAX_NEXT_LENGTH = 1000  # the path to return to rides in a cookie
 # Connection kinds in the order of the Connections page (connections/base.py kind_of).
 KINDS = (
     ("database", N_("Database")),
@@ -95,7 +96,7 @@ def _management_error(exc: ManagementError):
 
 def safe_next(value: str | None) -> str:
     """A dashboard path to return to; anything else (other hosts, ``//``) is dropped."""
-    if not value or not value.startswith("/dashboard") or value.startswith("//"):
+    if not value or not value.startswith("/dashboard") or len(value) > MAX_NEXT_LENGTH:
         return ""
     if any(c in value for c in "\\\r\n\t"):
         return ""

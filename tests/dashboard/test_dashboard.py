@@ -242,6 +242,7 @@ def test_the_callback_refuses_a_code_from_another_browser(admin_app):
         ("https://evil.test/dashboard", ""),
         ("/dashboard\\@evil.test", ""),
         ("/authorize?client_id=x", ""),
+        ("/dashboard/" + "x" * 2000, ""),
         (None, ""),
     ],
 )
@@ -545,6 +546,7 @@ def test_a_bad_number_is_shown_on_its_field(dash, db):
             "Not valid JSON (line 1, column 2): Expecting property name enclosed in double quotes.",
         ),
         ("[1, 2]", "Enter a JSON object: { … }."),
+        pytest.param("[" * 20_000 + "]" * 20_000, "Not valid JSON.", id="deep"),
         ('{"totp": {"length": 99}}', "options.totp.length must be an integer"),
     ],
 )
