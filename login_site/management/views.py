@@ -40,6 +40,15 @@ def _management_error(exc: ManagementError):
     return response(exc)
 
 
+@bp.before_request
+def _refuse_nul():
+    """A NUL in the path or query is a 400 (PostgreSQL text cannot hold one); bodies are
+    checked in :func:`body.json_body`."""
+    args = request.args.items(multi=True)
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in args):
+        raise invalid_query("the URL must not contain NUL characters")
+
+
 def caller(*scopes: str) -> auth.Caller:
     """The authenticated caller, if its token carries one of ``scopes`` (401/403 otherwise)."""
     token = auth.bearer_token(request.headers.get("Authorization"))
