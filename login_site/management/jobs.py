@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -29,9 +28,9 @@ from login_site.db import utcnow
 from login_site.management import body
 from login_site.management import clients
 from login_site.management import connections
+from login_site.management import users
 from login_site.management.errors import ManagementError
 from login_site.management.errors import invalid_body
-from login_site.management.tickets import find_user
 from login_site.models import Connection
 from login_site.models import Identity
 from login_site.models import MailOutbox
@@ -52,45 +51,9 @@ def iso_time(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _identities(user: User, names: dict[str, str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "connection": names.get(i.connection_id, ""),
-            "provider": i.provider,
-            "user_id": i.user_id,
-            "isSocial": i.is_social,
-        }
-        for i in user.identities
-    ]
-
-
-def _when(value: datetime | None) -> str | None:
-    return iso_time(value) if value is not None else None
-
-
-# What an export can contain, by Auth0 field name. Never credentials or upstream tokens.
-EXPORTABLE: dict[str, Callable[[User, dict[str, str]], Any]] = {
-    "user_id": lambda u, _: u.user_id,
-    "email": lambda u, _: u.email,
-    "email_verified": lambda u, _: u.email_verified,
-    "username": lambda u, _: u.username,
-    "phone_number": lambda u, _: u.phone_number,
-    "phone_verified": lambda u, _: u.phone_verified,
-    "name": lambda u, _: u.name,
-    "nickname": lambda u, _: u.nickname,
-    "given_name": lambda u, _: u.given_name,
-    "family_name": lambda u, _: u.family_name,
-    "picture": lambda u, _: u.picture,
-    "blocked": lambda u, _: u.blocked,
-    "created_at": lambda u, _: _when(u.created_at),
-    "updated_at": lambda u, _: _when(u.updated_at),
-    "last_login": lambda u, _: _when(u.last_login),
-    "last_ip": lambda u, _: u.last_ip,
-    "logins_count": lambda u, _: u.logins_count,
-    "user_metadata": lambda u, _: u.user_metadata or {},
-    "app_metadata": lambda u, _: u.app_metadata or {},
-    "identities": _identities,
-}
+# What an export can contain: the normalised profile's fields (never credentials or
+# upstream tokens; ``multifactor`` is not kept here).
+EXPORTABLE = tuple(name for name in users.PROFILE_FIELDS if name != "multifactor")
 # Without ``fields``: the profile, not the metadata (data minimisation).
 DEFAULT_EXPORT_FIELDS = [
     name for name in EXPORTABLE if name not in ("user_metadata", "app_metadata", "last_ip")
@@ -180,7 +143,7 @@ def verification_email(db: Session, tenant: Tenant, data: dict) -> Job:
         if "client_id" in data
         else None
     )
-    user = find_user(db, tenant, body.string(data, "user_id", empty=False))
+    user = users.find(db, tenant, body.string(data, "user_id", empty=False))
     if "identity" in data:
         _check_identity(user, data)
     if not user.email:
@@ -238,20 +201,21 @@ def _cell(value: Any) -> str:
 
 
 def render_export(
-    users: list[User], fields: list[dict[str, str]], fmt: str, names: dict[str, str]
+    rows: list[User], fields: list[dict[str, str]], fmt: str, names: dict[str, str]
 ) -> str:
-    """NDJSON (one object a line, as Auth0's ``json``) or CSV with a header line."""
-    columns = [(f.get("export_as") or f["name"], EXPORTABLE[f["name"]]) for f in fields]
-    if fmt == "json":
-        return "".join(
-            json.dumps({label: get(u, names) for label, get in columns}, sort_keys=False) + "\n"
-            for u in users
-        )
+    """NDJSON (one object a line, as Auth0's ``json``) or CSV with a header line, of the
+    users' normalised profiles (:func:`users.as_json`)."""
+    columns = [(f.get("export_as") or f["name"], f["name"]) for f in fields]
+    profiles = (users.as_json(user, names) for user in rows)
     out = io.StringIO()
+    if fmt == "json":
+        for profile in profiles:
+            out.write(json.dumps({label: profile.get(name) for label, name in columns}) + "\n")
+        return out.getvalue()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([_cell(label) for label, _ in columns])
-    for u in users:
-        writer.writerow([_cell(get(u, names)) for _, get in columns])
+    for profile in profiles:
+        writer.writerow([_cell(profile.get(name)) for _, name in columns])
     return out.getvalue()
 
 
@@ -287,14 +251,7 @@ def users_export(db: Session, tenant: Tenant, data: dict, *, now: datetime | Non
         query = query.where(
             User.id.in_(select(Identity.user_pk).where(Identity.connection_id == conn.id))
         )
-    if any(f["name"] == "identities" for f in fields):
-        query = query.options(selectinload(User.identities))
-    users = list(db.execute(query).scalars())
-    names = dict(
-        db.execute(
-            select(Connection.id, Connection.name).where(Connection.tenant_id == tenant.id)
-        ).all()
-    )
+    rows = list(db.execute(query.options(selectinload(User.identities))).scalars())
     job = Job(
         tenant_id=tenant.id,
         type="users_export",
@@ -302,7 +259,7 @@ def users_export(db: Session, tenant: Tenant, data: dict, *, now: datetime | Non
         connection_id=conn.id if conn else None,
         format=fmt,
         fields=fields,
-        export=render_export(users, fields, fmt, names),
+        export=render_export(rows, fields, fmt, users.connection_names(db, tenant)),
         created_at=now,
         completed_at=now,
         expires_at=now + timedelta(seconds=EXPORT_TTL_SECONDS),

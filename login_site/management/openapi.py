@@ -22,6 +22,7 @@ from login_site.management import connections
 from login_site.management import jobs
 from login_site.management import resource_servers
 from login_site.management import tickets
+from login_site.management import users
 from login_site.management.auth import AUDIENCE_PATH
 from login_site.models.client import APP_TYPES
 from login_site.models.client import AUTH_METHODS
@@ -143,6 +144,31 @@ _RESOURCE_SERVER_PROPERTIES: dict[str, Any] = {
     "token_dialect": {"enum": list(resource_servers.TOKEN_DIALECTS)},
     **{key: BOOLEAN for key in resource_servers.BOOLEANS},
 }
+_USER_PROPERTIES: dict[str, Any] = {
+    "connection": string(128, minLength=1),
+    "email": string(320, format="email"),
+    "phone_number": string(32),
+    "username": string(128),
+    "password": string(1000),
+    "email_verified": BOOLEAN,
+    "verify_email": BOOLEAN,
+    "phone_verified": BOOLEAN,
+    "verify_phone_number": BOOLEAN,
+    "blocked": BOOLEAN,
+    "picture": URL,
+    **{key: string(minLength=1) for key in users.ROOT_TEXT_FIELDS},
+    **{key: {"type": "object"} for key in users.METADATA_FIELDS},
+    "client_id": string(128, minLength=1),
+}
+_IDENTITY = shown(
+    {
+        "connection": {"type": "string"},
+        "provider": {"type": "string"},
+        "user_id": {"type": "string"},
+        "isSocial": BOOLEAN,
+        "profileData": {"type": "object"},
+    }
+)
 _EXPORT_FIELD = closed(
     {"name": {"enum": list(jobs.EXPORTABLE)}, "export_as": string(100, minLength=1)}, ("name",)
 )
@@ -278,22 +304,47 @@ SCHEMAS: dict[str, Any] = {
             "location": {"type": "string", "format": "uri"},
         }
     ),
+    "User": shown(
+        {
+            "user_id": {"type": "string"},
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+            "last_login": TIMESTAMP,
+            "last_ip": {"type": "string"},
+            "logins_count": {"type": "integer"},
+            "identities": array(_IDENTITY),
+        }
+        | {k: v for k, v in _USER_PROPERTIES.items() if k in users.PROFILE_FIELDS}
+    ),
+    "UserCreate": closed(
+        {k: v for k, v in _USER_PROPERTIES.items() if k in users.CREATE_FIELDS}, ("connection",)
+    ),
+    "UserUpdate": closed({k: v for k, v in _USER_PROPERTIES.items() if k in users.UPDATE_FIELDS}),
+    "UserIdentityLink": closed(
+        {
+            "provider": string(64, minLength=1),
+            "user_id": string(minLength=1),
+            "connection_id": string(40, minLength=1),
+            "link_with": string(8192, minLength=1),
+        }
+    ),
+    "Identities": array(_IDENTITY),
     "OpenAPI": {"type": "object"},
 }
 
 
-def _page(name: str, item: str) -> dict[str, Any]:
+def _page(name: str, item: str, per_page: int = body.MAX_PER_PAGE) -> dict[str, Any]:
     """A bare array, or with ``include_totals=true`` the paged object."""
     return {
         "oneOf": [
-            array(ref(item), body.MAX_PER_PAGE),
+            array(ref(item), per_page),
             shown(
                 {
                     "start": {"type": "integer"},
                     "limit": {"type": "integer"},
                     "length": {"type": "integer"},
                     "total": {"type": "integer"},
-                    name: array(ref(item), body.MAX_PER_PAGE),
+                    name: array(ref(item), per_page),
                 }
             ),
         ]
@@ -316,6 +367,11 @@ PAGING = [
     query("include_totals", BOOLEAN, "Return the paged object with totals."),
 ]
 
+USER_FIELDS = [
+    query("fields", string(1000), "Comma-separated fields to include (or exclude)."),
+    query("include_fields", BOOLEAN, "false: the fields are excluded."),
+]
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -332,13 +388,14 @@ class Operation:
 
 # One line per operation reads as a table: kept as written.
 # fmt: off
-def _ops() -> list[Operation]:
+def operations() -> list[Operation]:
     client_id = {"client_id": "The client's client_id."}
     connection_id = {"connection_id": "The connection id (con_…)."}
     rs_id = {"rs_id": "The API's id (rs_…) or its identifier, URL-encoded."}
     grant_id = {"grant_id": "The client grant id (cgr_…)."}
     kid = {"kid": "The key id."}
     job_id = {"job_id": "The job id (job_…)."}
+    user_id = {"user_id": "The user's user_id (provider|id), URL-encoded."}
     return [
         # clients
         Operation("get", "/clients", "List clients", ("read:clients",),
@@ -378,6 +435,40 @@ def _ops() -> list[Operation]:
         Operation("patch", "/connections/{connection_id}/clients",
                   "Enable or disable the connection per client", ("update:connections",), 204,
                   request="ConnectionClientsUpdate", path_params=connection_id),
+        # users
+        Operation("get", "/users", "List or search users", ("read:users",),
+                  response=_page("users", "User", users.MAX_PER_PAGE),
+                  params=[*PAGING[:1],
+                          query("per_page", integer(1, users.MAX_PER_PAGE), "Items per page."),
+                          *PAGING[2:],
+                          query("q", string(users.MAX_QUERY_LENGTH),
+                                "Lucene-like query: field:value, quotes, AND/OR, '*' suffix."),
+                          query("search_engine", {"enum": ["v2", "v3"]}),
+                          query("connection", string(128), "Only users of this connection."),
+                          query("sort", string(64), "field:1 or field:-1."),
+                          *USER_FIELDS]),
+        Operation("post", "/users", "Create a user", ("create:users",), 201, ref("User"),
+                  "UserCreate"),
+        Operation("get", "/users/{user_id}", "Get a user", ("read:users",),
+                  response=ref("User"), params=USER_FIELDS, path_params=user_id),
+        Operation("patch", "/users/{user_id}", "Update a user",
+                  ("update:users", "update:users_app_metadata"), response=ref("User"),
+                  request="UserUpdate", path_params=user_id),
+        Operation("delete", "/users/{user_id}", "Delete a user", ("delete:users",), 204,
+                  path_params=user_id),
+        Operation("get", "/users-by-email", "Users with this email, over every connection",
+                  ("read:users",), response=array(ref("User"), 1000),
+                  params=[query("email", string(320), "The email address.", required=True),
+                          *USER_FIELDS]),
+        Operation("post", "/users/{user_id}/identities", "Link another user into this one",
+                  ("update:users",), 201, ref("Identities"), "UserIdentityLink",
+                  path_params=user_id),
+        Operation("delete", "/users/{user_id}/identities/{provider}/{identity_user_id}",
+                  "Unlink an identity into a user of its own", ("update:users",),
+                  response=ref("Identities"),
+                  path_params=user_id | {"provider": "The identity's provider.",
+                                         "identity_user_id": "The identity's user id "
+                                         "(without the provider prefix)."}),
         # resource servers
         Operation("get", "/resource-servers", "List APIs", ("read:resource_servers",),
                   response=_page("resource_servers", "ResourceServer"),
@@ -503,7 +594,7 @@ def document(app: Flask, issuer: str) -> dict[str, Any]:
     """The document for the tenant at ``issuer``: the operations whose route exists."""
     routes = registered(app)
     paths: dict[str, dict[str, Any]] = {}
-    for op in _ops():
+    for op in operations():
         if (op.method, op.path) in routes:
             paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {

@@ -11,8 +11,9 @@ from login_site import tickets
 from login_site.management import body
 from login_site.management import clients
 from login_site.management import connections
-from login_site.management.errors import ManagementError
+from login_site.management import users
 from login_site.management.errors import invalid_body
+from login_site.management.errors import not_found
 from login_site.models import DatabaseCredential
 from login_site.models import Identity
 from login_site.models import Tenant
@@ -30,19 +31,6 @@ PASSWORD_CHANGE_FIELDS = {
     "includeEmailInRedirect",
 }
 MAX_TTL_SECONDS = 432000  # Auth0's default; ours is shorter (RESET_TICKET_TTL_SECONDS)
-
-
-def user_not_found() -> ManagementError:
-    return ManagementError(404, "The user does not exist.", "inexistent_user")
-
-
-def find_user(db: Session, tenant: Tenant, user_id: str) -> User:
-    user = db.execute(
-        select(User).where(User.tenant_id == tenant.id, User.user_id == user_id)
-    ).scalar_one_or_none()
-    if user is None:
-        raise user_not_found()
-    return user
 
 
 def _has_password(db: Session, user: User) -> bool:
@@ -70,7 +58,7 @@ def _user(db: Session, tenant: Tenant, data: dict) -> User:
     if "user_id" in data:
         if "email" in data or "connection_id" in data:
             raise invalid_body("give 'user_id' or 'email' and 'connection_id', not both")
-        return find_user(db, tenant, body.string(data, "user_id", empty=False))
+        return users.find(db, tenant, body.string(data, "user_id", empty=False))
     if "email" not in data or "connection_id" not in data:
         raise invalid_body("missing required property 'user_id' (or 'email' and 'connection_id')")
     email = body.string(data, "email", limit=320, empty=False)
@@ -79,7 +67,7 @@ def _user(db: Session, tenant: Tenant, data: dict) -> User:
         raise invalid_body("'connection_id' must be a database connection")
     credential = accounts.find_credential(db, conn, email) if "@" in email else None
     if credential is None:
-        raise user_not_found()
+        raise not_found("user")
     return credential.identity.user
 
 
