@@ -362,8 +362,11 @@ class OAuth2Strategy:
         )
 
     def button(self, conn: Connection) -> Button:
+        # Enterprise connections are known by their own name ("Acme SSO"), social ones by the
+        # provider's.
+        default = self.preset.label if self.preset.is_social else conn.name
         return Button(
-            label=conn.display_name or self.preset.label,
+            label=conn.display_name or default,
             kind="redirect",
             icon=f"icons/connections/{self.preset.strategy}.svg",
         )

@@ -44,8 +44,9 @@ pytestmark = pytest.mark.e2e
 APP_CALLBACK = "https://app.test/cb"
 STATE = "st-123"  # authorize_params' default
 BAD_STATE_TITLE = "This sign-in link cannot be used"
-# strategy → the button's provider label (the preset's, for connections without display_name)
-LABELS = {"github": "GitHub", "google-oauth2": "Google", "apple": "Apple", "oidc": "Single sign-on"}
+# strategy → the button's label without display_name: the provider's for social presets, the
+# connection's own name for enterprise ones
+LABELS = {"github": "GitHub", "google-oauth2": "Google", "apple": "Apple", "oidc": "oidc-conn"}
 
 
 # --- helpers --------------------------------------------------------------------------------
