@@ -5,6 +5,7 @@ test-artifacts/dashboard-*.png for a human to look at."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -89,6 +90,11 @@ def test_admin_builds_an_application_whose_login_page_offers_only_its_enabled_co
     page.get_by_role("button", name="Save changes").click()
     saved(page, "Settings saved.")
     shot(page, "application-settings")
+    page.get_by_role("link", name="Credentials").click()
+    expect(page.locator("#client-secret")).to_have_count(0)
+    page.get_by_role("button", name="Reveal secret").click()
+    expect(page.locator("#client-secret")).to_have_text(re.compile(r"^[A-Za-z0-9_-]{60,}$"))
+    shot(page, "application-credentials")
 
     create_connection(page, server, "database", "seed-users", "Seed App")
     shot(page, "connection-applications")
