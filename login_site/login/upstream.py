@@ -15,6 +15,7 @@ import json
 
 from flask import Blueprint
 from flask import g
+from flask import redirect
 from flask import render_template
 from flask import request
 from flask import session
@@ -138,8 +139,8 @@ def _spend_state(state: str | None) -> tuple[LoginTransaction, object, Connectio
     db.commit()  # spent even if what follows fails
     if spent != 1:
         raise BAD_STATE
-    name = (tx.params.get("upstream_login") or {}).get("connection")
-    offer = _offer(tenant, areq, name)
+    started = tx.params.get("upstream_login") or {}
+    offer = _offer(tenant, areq, started.get("connection"), proving=bool(started.get("proving")))
     if offer is None or not isinstance(get_strategy(offer.connection.strategy), OAuth2Strategy):
         # Disabled for this application since the login started (checklist SC-17).
         raise RedirectError(
@@ -150,9 +151,11 @@ def _spend_state(state: str | None) -> tuple[LoginTransaction, object, Connectio
     return tx, areq, offer.connection
 
 
-def _offer(tenant, areq, name: str | None):
-    """The connection ``name`` if the login page may still offer it to this client."""
-    available = pages.offers(get_db(), tenant, areq.client, only=areq.connection)
+def _offer(tenant, areq, name: str | None, *, proving: bool = False):
+    """The connection ``name`` if the login page may still offer it to this client (any of
+    the client's connections when it only proves who owns an existing account)."""
+    only = None if proving else areq.connection
+    available = pages.offers(get_db(), tenant, areq.client, only=only)
     return next((o for o in available if o.connection.name == name), None)
 
 
@@ -167,6 +170,8 @@ def _sign_in(tx, areq, conn: Connection, strategy: OAuth2Strategy, profile):
     key = accounts.upstream_key(conn, profile.user_id, is_social=is_social)
     mode = (conn.options or {}).get("set_user_root_attributes") or "on_each_login"
     identity = accounts.find_upstream_identity(db, conn, key)
+    if (tx.params.get("upstream_login") or {}).get("proving"):
+        return _link_proven(tx, areq, identity)
     if identity is not None:
         user = identity.user
         accounts.sync_upstream_profile(user, identity, profile, mode)
@@ -222,12 +227,29 @@ def _offer_link(tx, areq, conn: Connection, owner, profile):
     return _link_page(tx.id, conn, owner)
 
 
+def _owner_connections(areq, owner) -> tuple[bool, list]:
+    """How the owner can prove the existing account here: a password (a database identity),
+    and the provider connections of their identities that this client offers."""
+    db = get_db()
+    names = {
+        c.name: c.strategy
+        for i in owner.identities
+        if (c := db.get(Connection, i.connection_id)) is not None
+    }
+    has_password = "auth0" in names.values()
+    providers = [
+        o
+        for o in pages.offers(db, current_tenant(), areq.client)
+        if o.connection.name in names
+        and isinstance(get_strategy(o.connection.strategy), OAuth2Strategy)
+    ]
+    return has_password, providers
+
+
 def _link_page(tx_id: str, conn: Connection, owner, *, status: int = 200, error: str | None = None):
     db = get_db()
-    has_password = any(
-        (c := db.get(Connection, i.connection_id)) is not None and c.strategy == "auth0"
-        for i in owner.identities
-    )
+    tx, areq = transaction.load(db, current_tenant(), tx_id)
+    has_password, providers = _owner_connections(areq, owner)
     return (
         render_template(
             "login/link_account.html",
@@ -236,6 +258,7 @@ def _link_page(tx_id: str, conn: Connection, owner, *, status: int = 200, error:
             provider=conn.display_name or get_strategy(conn.strategy).preset.label,
             email=owner.email,
             has_password=has_password,
+            providers=providers,
             error=error,
         ),
         status,
@@ -263,6 +286,8 @@ def link_submit():
     if pending.get("tokens"):
         profile.upstream_tokens = json.loads(keyring().decrypt(pending["tokens"]))
     key = accounts.upstream_key(conn, profile.user_id, is_social=strategy.preset.is_social)
+    if request.form.get("action") == "prove":
+        return _prove_with_provider(tx, areq, owner, request.form.get("connection"))
     if request.form.get("action") == "separate":
         is_social = strategy.preset.is_social
         user = accounts.create_upstream_user(db, tenant, conn, key, profile, is_social)
@@ -286,6 +311,57 @@ def link_submit():
     _clear_pending(tx)
     event("link", "success", user_id=owner.user_id, connection=conn.name)
     return _finish(tx, areq, conn, owner, identity, profile)
+
+
+def _prove_with_provider(tx, areq, owner, name: str | None):
+    """Send the person to the provider the existing account logs in with; the callback links
+    only if that login comes back as this very owner (``_link_proven``)."""
+    db = get_db()
+    _, providers = _owner_connections(areq, owner)
+    offer = next((o for o in providers if o.connection.name == name), None)
+    if offer is None:
+        raise transaction.EXPIRED
+    step = get_strategy(offer.connection.strategy).begin(offer.connection, tx)
+    tx.params = {
+        **tx.params,
+        "upstream_login": {**tx.params["upstream_login"], "proving": True},
+    }
+    db.commit()
+    return redirect(step.url, code=303)
+
+
+def _link_proven(tx, areq, identity):
+    """The end of a proving round trip: link the pending account if the person just logged
+    in as the owner it was offered to; anything else links nothing."""
+    db, tenant = get_db(), current_tenant()
+    pending = tx.params.get("pending_link") or {}
+    if identity is None or identity.user_pk != pending.get("owner_pk"):
+        event("link", "failure", reason="not_the_owner")
+        raise REJECTED
+    offer = _offer(tenant, areq, pending.get("connection"))
+    if offer is None:
+        raise RedirectError(
+            areq.target,
+            AccessDenied("This connection is not enabled for the application."),
+            issuer(),
+        )
+    conn = offer.connection
+    strategy = get_strategy(conn.strategy)
+    profile = strategy.profile(conn, pending["profile"]["raw"])
+    if pending.get("tokens"):
+        profile.upstream_tokens = json.loads(keyring().decrypt(pending["tokens"]))
+    key = accounts.upstream_key(conn, profile.user_id, is_social=strategy.preset.is_social)
+    owner = identity.user
+    try:
+        linked = accounts.add_upstream_identity(
+            db, owner, conn, key, profile, strategy.preset.is_social
+        )
+    except accounts.UserExists:
+        db.rollback()
+        raise REJECTED from None
+    _clear_pending(tx)
+    event("link", "success", user_id=owner.user_id, connection=conn.name)
+    return _finish(tx, areq, conn, owner, linked, profile)
 
 
 def _prove_owner(owner, password: str):

@@ -228,3 +228,64 @@ def code_from_location(response) -> str:
     from tests.conftest import query_of
 
     return query_of(response.headers["Location"])["code"]
+
+
+def _prove_with(browser, page: str, connection: str, user: str):
+    from tests.social.conftest import call_back
+    from tests.social.conftest import provider_answer
+
+    state = re.search(r'name="state" value="([^"]+)"', page).group(1)
+    response = browser.post(
+        "/login/link",
+        base_url=f"http://{T1}",
+        data={
+            "csrf_token": csrf_token(page),
+            "state": state,
+            "action": "prove",
+            "connection": connection,
+        },
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    method, fields = provider_answer(response.headers["Location"], user)
+    return call_back(browser, method, fields)
+
+
+def social_owner_and_newcomer(app, connect, fresh_upstream):
+    """Ann signed up with GitHub (verified address); then logs in with Google, same address."""
+    github, google = connect("github", name="gh"), connect("google-oauth2", name="google")
+    fresh_upstream.add_user(
+        "1001",
+        login="ann",
+        emails=[{"email": "ann@example.test", "verified": True, "primary": True}],
+    )
+    fresh_upstream.add_user("2002", login="mallory", email="mallory@example.test")
+    owner = login_claims(app, github, "1001")["sub"]
+    fresh_upstream.add_user("g-1", email="ann@example.test", email_verified=True, name="Ann G")
+    browser = app.test_client()
+    trip = round_trip(browser, google, "g-1")
+    assert trip.response.status_code == 200 and "Prove it with GitHub" in trip.text
+    assert 'data-screen="link"' not in trip.text  # no password to ask for
+    return owner, browser, trip.text
+
+
+def test_an_account_without_password_is_proven_through_its_own_provider(
+    app, connect, fresh_upstream
+):
+    owner, browser, page = social_owner_and_newcomer(app, connect, fresh_upstream)
+    response = _prove_with(browser, page, "gh", "1001")
+    claims = id_claims(redeem(browser, code_from_location(response)).get_json())
+    assert claims["sub"] == owner
+    with app.extensions["login_site.sessionmaker"]() as db:
+        user = db.execute(select(User).where(User.user_id == owner)).scalar_one()
+        assert sorted(i.provider for i in user.identities) == ["github", "google-oauth2"]
+    assert login_claims(app, "google", "g-1")["sub"] == owner
+
+
+def test_proving_as_someone_else_links_nothing(app, connect, fresh_upstream):
+    owner, browser, page = social_owner_and_newcomer(app, connect, fresh_upstream)
+    response = _prove_with(browser, page, "gh", "2002")  # another GitHub account
+    assert response.status_code == 400
+    assert 'data-error="upstream_rejected"' in response.get_data(as_text=True)
+    with app.extensions["login_site.sessionmaker"]() as db:
+        user = db.execute(select(User).where(User.user_id == owner)).scalar_one()
+        assert [i.provider for i in user.identities] == ["github"]
