@@ -130,6 +130,10 @@ def load_settings(app: Flask, overrides: dict[str, Any] | None = None) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # bound to the session instead
+    # flask-wtf's HTTPS check wants a same-origin Referer, but our pages send
+    # Referrer-Policy: no-referrer, so browsers send none and every form would fail over https.
+    # The session-bound token and SameSite=Lax cookies are the CSRF defence (checklist LG-08).
+    app.config["WTF_CSRF_SSL_STRICT"] = False
     app.config["BABEL_DEFAULT_LOCALE"] = "en"
     _check(app.config)
 

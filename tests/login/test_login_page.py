@@ -265,3 +265,29 @@ def test_disabled_signup_is_refused(app, client):
     users = count(app, User)
     response = signup(client, page, state, "x@example.test", "Sturdy-Passw0rd")
     assert response.status_code == 400 and count(app, User) == users
+
+
+def test_forms_work_over_https_without_a_referer(client):
+    """Our pages send Referrer-Policy: no-referrer, so browsers post forms without Referer."""
+    from urllib.parse import urlencode
+
+    from tests.conftest import ALICE
+    from tests.conftest import authorize_params
+
+    response = client.get("/authorize?" + urlencode(authorize_params()), base_url="https://t1.test")
+    page = client.get(response.headers["Location"], base_url="https://t1.test")
+    state = query_of(response.headers["Location"])["state"]
+    answer = client.post(
+        "/login",
+        base_url="https://t1.test",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "state": state,
+            "connection": "db",
+            "action": "login",
+            "username": ALICE[0],
+            "password": ALICE[1],
+        },
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
+    assert "code=" in answer.headers["Location"]
