@@ -54,6 +54,7 @@ TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-f:]+\](:[0-9]{1,5})?$")
 MIN_CLIENT_SECRET_LENGTH = 32
 
+SERVER_ONLY_SETTINGS = ("admin",)
 TENANT_KEYS = {
     "name",
     "friendly_name",
@@ -482,6 +483,10 @@ def apply(
         db.add(tenant)
         db.flush()
     settings = {k: v for k, v in spec.items() if k not in ("name", "friendly_name", "hosts")}
+    # Not part of configuration files: set by `login-site admin create` only, and kept.
+    for key in SERVER_ONLY_SETTINGS:
+        if key in (tenant.settings or {}):
+            settings[key] = tenant.settings[key]
     changed = _set(tenant, "friendly_name", spec.get("friendly_name") or spec["name"])
     changed |= _set(tenant, "settings", settings)
     changed |= _apply_hosts(db, tenant, doc["hosts"])
@@ -791,7 +796,7 @@ def export_dict(
             "name": tenant.name,
             "friendly_name": tenant.friendly_name,
             "hosts": sorted(h.host for h in tenant.hosts),
-            **(tenant.settings or {}),
+            **{k: v for k, v in (tenant.settings or {}).items() if k not in SERVER_ONLY_SETTINGS},
         }
     }
     out["clients"] = []

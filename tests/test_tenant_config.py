@@ -263,3 +263,19 @@ def test_connection_secrets_are_encrypted_at_rest_and_revealed_only_on_request(e
         empty_app, text, keywords={**SECRETS, "TWILIO_AUTH_TOKEN": "tw-new"}
     )
     assert "updated connection sms" in rotated.lines()
+
+
+def test_the_admin_flag_is_neither_exported_nor_lost_on_import(empty_app):
+    """The admin tenant's flag comes from `login-site admin create`, not from files."""
+    text = compat_example("## Example: demo tenant")
+    tenant_config.import_text(empty_app, text, keywords=SECRETS)
+    with empty_app.extensions["login_site.sessionmaker"]() as db:
+        tenant = db.scalars(sa.select(Tenant).where(Tenant.name == "demo")).one()
+        tenant.settings = {**tenant.settings, "admin": True}
+        db.commit()
+    exported = yaml.safe_load(tenant_config.export_yaml(empty_app, "demo", export_secrets=True))
+    assert "admin" not in exported["tenant"]
+    exported.pop("users", None)  # exported without passwords
+    tenant_config.import_text(empty_app, yaml.safe_dump(exported))
+    (tenant,) = [t for t in rows(empty_app, Tenant) if t.name == "demo"]
+    assert tenant.settings["admin"] is True
