@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
 from flask import Flask
+from flask import current_app
 from flask import g
 from flask import request
+from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from login_site.db import get_db
 from login_site.errors import PageError
@@ -15,6 +28,11 @@ from login_site.models import TenantHost
 
 # Paths served on any host (assets, health); everything else needs a tenant.
 TENANTLESS_PREFIXES = ("/static/", "/healthz")
+CACHE = "login_site.tenant_cache"
+# How long a worker may answer for a tenant as it read it (docs/architecture.md, Performance).
+TENANT_CACHE_SECONDS = 1.0
+_TENANT_TABLES = frozenset({Tenant.__tablename__, TenantHost.__tablename__})
+_COLUMNS = tuple(attr.key for attr in Tenant.__mapper__.column_attrs)
 
 
 def normalise_host(host: str) -> str:
@@ -26,6 +44,92 @@ def tenant_for_host(db, host: str) -> Tenant | None:
         select(Tenant).join(TenantHost).where(TenantHost.host == normalise_host(host))
     ).scalar_one_or_none()
     return row
+
+
+@dataclass(frozen=True)
+class _Entry:
+    expires_at: float  # TenantCache.clock
+    columns: dict[str, Any]
+    settings_json: str  # parsed anew for every request: nobody shares one dict
+
+
+class TenantCache:
+    """Tenants by host, read from the database at most once a second per worker.
+
+    Every request needs its tenant, and this saves the query on all but the first request
+    of each second. The entries are not keyed by a stored version, which STYLE asks of a
+    local cache; this one is an exception because reading a tenant at most
+    TENANT_CACHE_SECONDS late is harmless: its settings are configuration that other workers
+    already apply only from their next request on, and a deleted tenant's clients, users
+    and keys are gone at once (cascade), so a stale entry can serve nothing of it. A change
+    written by this process (ORM flush or bulk statement on ``tenants`` or
+    ``tenant_hosts``) empties the cache at once. Only hosts that exist are kept, so the
+    cache is bounded by the configured hosts whatever ``Host`` headers arrive."""
+
+    def __init__(
+        self, seconds: float = TENANT_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self.seconds = seconds
+        self.clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def lookup(self, db: Session, host: str) -> Tenant | None:
+        host = normalise_host(host)
+        entry = self._entries.get(host)
+        if entry is not None and entry.expires_at > self.clock():
+            return _attach(db, entry)
+        generation = self._generation
+        tenant = tenant_for_host(db, host)
+        if tenant is not None:
+            entry = _Entry(
+                expires_at=self.clock() + self.seconds,
+                columns={key: getattr(tenant, key) for key in _COLUMNS if key != "settings"},
+                settings_json=json.dumps(tenant.settings or {}),
+            )
+            with self._lock:
+                if generation == self._generation:  # nothing was written meanwhile
+                    self._entries[host] = entry
+        return tenant
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries = {}
+
+
+def _attach(db: Session, entry: _Entry) -> Tenant:
+    """The cached tenant as a persistent, unmodified instance of this request's session,
+    without a query (as if loaded by one)."""
+    tenant = Tenant(**entry.columns, settings=json.loads(entry.settings_json))
+    make_transient_to_detached(tenant)
+    existing = db.identity_map.get(identity_key(Tenant, tenant.id))
+    if existing is not None:
+        return existing
+    db.add(tenant)
+    return tenant
+
+
+def _forget_on_flush(cache: TenantCache):
+    def forget(session: Session, _flush_context) -> None:
+        for obj in chain(session.new, session.dirty, session.deleted):
+            if isinstance(obj, Tenant | TenantHost):
+                cache.clear()
+                return
+
+    return forget
+
+
+def _forget_on_statement(cache: TenantCache):
+    def forget(state) -> None:
+        if state.is_select:
+            return
+        table = getattr(state.statement, "table", None)
+        if table is None or getattr(table, "name", None) in _TENANT_TABLES:
+            cache.clear()
+
+    return forget
 
 
 def current_tenant() -> Tenant:
@@ -42,11 +146,18 @@ def absolute(path: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    """After ``db.init_app``: the cache listens to the app's sessions."""
+    cache = TenantCache()
+    app.extensions[CACHE] = cache
+    maker = app.extensions["login_site.sessionmaker"]
+    event.listen(maker, "after_flush", _forget_on_flush(cache))
+    event.listen(maker, "do_orm_execute", _forget_on_statement(cache))
+
     @app.before_request
     def _select_tenant():
         if request.path.startswith(TENANTLESS_PREFIXES):
             return None
-        tenant = tenant_for_host(get_db(), request.host)
+        tenant = current_app.extensions[CACHE].lookup(get_db(), request.host)
         if tenant is None:
             raise PageError(
                 N_("Not found"),

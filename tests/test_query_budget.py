@@ -1,7 +1,9 @@
 """Hot paths stay lean: SQL statements per token exchange (issue 4, Performance)."""
 
+import pytest
 import sqlalchemy as sa
 
+from login_site.models import Tenant
 from tests.conftest import T1
 from tests.conftest import basic
 from tests.conftest import login_code
@@ -42,9 +44,9 @@ def test_client_credentials_exchange_statement_budget(app, client):
             data={"grant_type": "client_credentials", "audience": "https://api.example.test/"},
         )
     assert response.status_code == 200
-    # tenant, client, client grant, API; the signer is cached
-    # after the first exchange (keys.signer): no writes.
-    assert len(counter.statements) <= 4, counter.statements
+    # client, client grant, API; the tenant (tenancy.TenantCache) and the signer
+    # (keys.signer) are cached after the first exchange: no writes.
+    assert len(counter.statements) <= 3, counter.statements
     assert "INSERT" not in counter.statements and "UPDATE" not in counter.statements
 
 
@@ -52,5 +54,114 @@ def test_authorization_code_exchange_statement_budget(app, client):
     code = login_code(client)
     with StatementCounter(app.extensions["login_site.engine"]) as counter:
         assert redeem(client, code).status_code == 200
-    # tenant, client, spend and read the code (UPDATE ... RETURNING), user, key, token row.
-    assert len(counter.statements) <= 6, counter.statements
+    # client, spend and read the code (UPDATE ... RETURNING), user, key, token row; the
+    # tenant is cached (tenancy.TenantCache).
+    assert len(counter.statements) <= 5, counter.statements
+
+
+# --- round trips on PostgreSQL (login_site/db.py) --------------------------------------------
+
+
+class ProtocolTrace:
+    """libpq's own trace of every connection the app opens from now on: what really went
+    over the wire, BEGIN and ROLLBACK included (they never pass through SQLAlchemy)."""
+
+    def __init__(self, app, path):
+        self.engine = app.extensions["login_site.engine"]
+        self.path = path
+        self.file = path.open("ab")
+        self.engine.dispose()  # every connection from now on is a new, traced one
+        sa.event.listen(self.engine, "connect", self._trace)
+        self.mark = 0
+
+    def _trace(self, dbapi_conn, _record):
+        dbapi_conn.pgconn.trace(self.file.fileno())
+
+    def start(self) -> None:
+        self.file.flush()
+        self.mark = self.path.stat().st_size
+
+    def commands(self) -> list[str]:
+        """Statements sent since :meth:`start`, first word upper-cased."""
+        self.file.flush()
+        with self.path.open("rb") as fh:
+            fh.seek(self.mark)
+            lines = fh.read().decode(errors="replace").splitlines()
+        out = []
+        for line in lines:
+            parts = line.split("\t")
+            if len(parts) >= 5 and parts[1] == "F" and parts[3] in ("Query", "Parse"):
+                text = parts[4].split('"', 1)[-1] if parts[3] == "Query" else parts[4]
+                words = text.replace('"', " ").split()
+                out.append(next((w.upper() for w in words if w.isalpha()), "?"))
+        return out
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "connect", self._trace)
+        self.engine.dispose()
+        self.file.close()
+
+
+@pytest.fixture
+def trace(app, tmp_path):
+    if app.extensions["login_site.engine"].dialect.name != "postgresql":
+        pytest.fail("the protocol trace needs the postgresql backend")
+    tracer = ProtocolTrace(app, tmp_path / "libpq.trace")
+    yield tracer
+    tracer.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_read_only_requests_open_no_transaction(backend, app, client, trace):
+    # Without Redis the rate limiter counts in the database; these classes are off here.
+    app.config.update(RATE_LIMIT_USERINFO="", RATE_LIMIT_JWKS="")
+    access = redeem(client, login_code(client)).json["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    get = lambda path: client.get(path, base_url=f"http://{T1}", headers=bearer)  # noqa: E731
+    for path in ("/.well-known/openid-configuration", "/userinfo", "/.well-known/jwks.json"):
+        assert get(path).status_code == 200
+    trace.start()
+    assert get("/.well-known/openid-configuration").status_code == 200
+    assert trace.commands() == []  # the tenant is cached: no round trip at all
+    trace.start()
+    assert get("/userinfo").status_code == 200
+    assert trace.commands() == ["SELECT"]  # the token with its user: one round trip
+    trace.start()
+    assert get("/.well-known/jwks.json").status_code == 200
+    assert trace.commands() == ["SELECT"]  # the published keys' version
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_transactions_begin_right_before_a_write(backend, app, client, trace):
+    app.config.update(RATE_LIMIT_TOKEN="")
+    code = login_code(client)
+    trace.start()
+    assert redeem(client, code).status_code == 200
+    commands = trace.commands()
+    # The code is spent and committed first (one conditional UPDATE), then the tokens.
+    assert commands.count("BEGIN") == 2, commands
+    for i, command in enumerate(commands):
+        if command == "BEGIN":
+            assert commands[i + 1] in ("UPDATE", "INSERT", "DELETE"), commands
+    assert commands[0] == "SELECT" and "ROLLBACK" not in commands, commands
+    assert commands.count("COMMIT") == 2, commands
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_failed_request_rolls_its_writes_back(backend, app):
+    """Reads outside a transaction, writes inside one: a rollback still undoes them all."""
+    maker = app.extensions["login_site.sessionmaker"]
+    with maker() as session:
+        tenant = session.execute(sa.select(Tenant).where(Tenant.name == "t1")).scalar_one()
+        tenant_id = tenant.id
+        tenant.friendly_name = "never saved"
+        session.flush()
+        session.execute(sa.update(Tenant).where(Tenant.id == tenant_id).values(name="nope"))
+        session.rollback()
+    with maker() as session:
+        stored = session.get(Tenant, tenant_id)
+        assert (stored.name, stored.friendly_name) != ("nope", "never saved")
+        assert stored.name == "t1"
+    # The connection went back to the pool transactional again, for code outside sessions.
+    with app.extensions["login_site.engine"].connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False

@@ -1,7 +1,13 @@
 """Tenants by host: checklist MG-01, MG-02."""
 
 import pytest
+import sqlalchemy as sa
 
+from login_site import tenancy
+from login_site.db import get_db
+from login_site.models import Tenant
+from login_site.models import TenantHost
+from login_site.tenancy import current_tenant
 from tests.conftest import T1
 from tests.conftest import T2
 from tests.conftest import login_code
@@ -72,3 +78,107 @@ def test_session_of_one_tenant_does_not_log_in_at_the_other(client):
         },
     )
     assert "error=login_required" in response.headers["Location"]
+
+
+# --- the tenant cache (docs/architecture.md, Performance) -----------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tenant_reads(app, make_request) -> int:
+    """SELECTs on ``tenants`` while ``make_request`` runs."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT") and " tenants" in statement:
+            seen.append(statement)
+
+    engine = app.extensions["login_site.engine"]
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        make_request()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def discovery(client, host: str = T1):
+    return client.get("/.well-known/openid-configuration", base_url=f"http://{host}")
+
+
+@pytest.fixture
+def clock(app):
+    clock = Clock()
+    app.extensions[tenancy.CACHE].clock = clock
+    return clock
+
+
+def test_a_worker_reads_a_tenant_once_per_cache_period(backend, app, client, clock):
+    assert tenant_reads(app, lambda: discovery(client)) == 1
+    assert tenant_reads(app, lambda: discovery(client)) == 0
+    assert tenant_reads(app, lambda: redeem(client, login_code(client))) == 0
+    clock.now += tenancy.TENANT_CACHE_SECONDS + 0.01
+    assert tenant_reads(app, lambda: discovery(client)) == 1
+
+
+def test_a_host_removed_by_this_process_stops_answering_at_once(backend, app, client, clock, db):
+    assert discovery(client).status_code == 200
+    db.delete(db.get(TenantHost, T1))
+    db.commit()
+    assert discovery(client).status_code == 404
+
+
+def test_a_bulk_change_by_this_process_is_seen_at_once(backend, app, client, clock, db):
+    assert discovery(client).status_code == 200
+    db.execute(sa.update(TenantHost).where(TenantHost.host == T1).values(host="moved.test"))
+    db.commit()
+    assert discovery(client).status_code == 404
+    assert discovery(client, "moved.test").status_code == 200
+
+
+def test_a_change_by_another_process_is_seen_after_the_cache_period(backend, app, client, clock):
+    assert discovery(client).status_code == 200
+    # Another worker's write: the same database, none of this process's sessions.
+    other = sa.create_engine(app.extensions["login_site.engine"].url)
+    try:
+        with other.begin() as conn:
+            conn.execute(sa.delete(TenantHost).where(TenantHost.host == T1))
+    finally:
+        other.dispose()
+    assert discovery(client).status_code == 200  # within the period: as read
+    clock.now += tenancy.TENANT_CACHE_SECONDS + 0.01
+    assert discovery(client).status_code == 404
+
+
+def test_unknown_hosts_are_never_cached(app, client, clock):
+    for i in range(20):
+        assert discovery(client, f"unknown{i}.localhost").status_code == 404
+    assert discovery(client).status_code == 200
+    assert set(app.extensions[tenancy.CACHE]._entries) == {T1}
+
+
+def test_a_cached_tenant_is_a_live_row_of_the_request(backend, app, client, clock):
+    """Its relationships load, its settings are its own copy, and changes to it are saved."""
+    assert discovery(client).status_code == 200
+    with app.test_request_context("/authorize", base_url=f"http://{T1}"):
+        app.preprocess_request()
+        assert T1 in {h.host for h in current_tenant().hosts}
+        current_tenant().settings["scribbled"] = True  # in place, not saved
+    with app.test_request_context("/authorize", base_url=f"http://{T1}"):
+        assert tenant_reads(app, app.preprocess_request) == 0
+        tenant = current_tenant()
+        assert "scribbled" not in tenant.settings
+        tenant.friendly_name = "Renamed"
+        tenant_id = tenant.id
+        get_db().commit()
+    with app.test_request_context("/authorize", base_url=f"http://{T1}"):
+        assert tenant_reads(app, app.preprocess_request) == 1
+        assert current_tenant().friendly_name == "Renamed"
+    with app.extensions["login_site.sessionmaker"]() as session:
+        assert session.get(Tenant, tenant_id).friendly_name == "Renamed"

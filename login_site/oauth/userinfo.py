@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 from flask import request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from login_site.db import utcnow
@@ -34,8 +35,14 @@ def bearer_token() -> str:
 
 def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
     """Every token we issued is recorded by hash, JWT ones too, so one lookup
-    decides: an ID token or another tenant's token finds no row."""
-    record = db.get(AccessToken, sha256_hex(token))
+    decides: an ID token or another tenant's token finds no row. The token's user comes
+    with it, in the same query."""
+    found = db.execute(
+        select(AccessToken, User)
+        .outerjoin(User, User.id == AccessToken.user_pk)
+        .where(AccessToken.token_hash == sha256_hex(token))
+    ).one_or_none()
+    record, user = found if found is not None else (None, None)
     if (
         record is None
         or record.tenant_id != tenant.id
@@ -46,7 +53,6 @@ def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
     ):
         raise InvalidToken("Invalid or expired access token.")
     g.cors_client_pk = record.client_pk
-    user = db.get(User, record.user_pk)
     if user is None or user.blocked:
         raise InvalidToken("Invalid or expired access token.")
     return tokens.user_claims(user, record.scope)
