@@ -78,6 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_PASSWORDLESS_START": "50/hour",  # per IP; Auth0 50/h
     "RATE_LIMIT_USERINFO": "10/minute",  # per access token; Auth0 10 burst, 5/min per user
     "RATE_LIMIT_JWKS": "20/second",  # per IP; Auth0 20/20 per s
+    "RATE_LIMIT_MANAGEMENT": "50/second",  # per bearer token; Auth0's paid tiers: 50/s
     # Calls to upstream identity providers (outbound.py, checklist UP-06): bounded waits, size
     # cap, no redirects. Hosts listed here may resolve to link-local or unspecified addresses.
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS": 3.0,

@@ -185,7 +185,19 @@ _CLASS_BY_ROUTE: dict[tuple[str, str], EndpointClass] = {
 }
 
 
+# The Management API (checklist MA-15): every route under the prefix, per bearer token.
+MANAGEMENT = EndpointClass(
+    "management",
+    ("/api/v2/",),
+    ("GET", "POST", "PATCH", "PUT", "DELETE"),
+    "RATE_LIMIT_MANAGEMENT",
+    by_access_token,
+)
+
+
 def endpoint_class() -> EndpointClass | None:
+    if request.path.startswith(MANAGEMENT.paths[0]) and request.path != "/api/v2/openapi.json":
+        return MANAGEMENT
     return _CLASS_BY_ROUTE.get((request.path, request.method))
 
 

@@ -415,3 +415,23 @@ def test_ip_key(address, key):
 def test_every_endpoint_class_has_a_default_limit(app):
     for cls in ratelimit.ENDPOINT_CLASSES:
         assert app.config[cls.setting], cls.name
+
+
+def test_the_management_api_is_limited_per_token_in_its_own_error_shape(app, client):
+    """MA-15: a flood gets 429 in the Management API's shape with the limit headers."""
+    app.config["RATE_LIMIT_MANAGEMENT"] = "2/hour"
+    headers = {"Authorization": "Bearer some-token"}
+    for _ in range(2):
+        assert get(client, "/api/v2/clients", headers=headers).status_code == 401
+    limited = get(client, "/api/v2/clients", headers=headers)
+    assert limited.status_code == 429
+    assert limited.json == {
+        "statusCode": 429,
+        "error": "Too Many Requests",
+        "message": "Too many requests. Check the X-RateLimit-* headers.",
+        "errorCode": "too_many_requests",
+    }
+    assert_limit_headers(limited, 2, 0)
+    other = get(client, "/api/v2/clients", headers={"Authorization": "Bearer other-token"})
+    assert other.status_code == 401
+    assert get(client, "/api/v2/openapi.json").status_code == 200  # the document is free
