@@ -127,6 +127,48 @@ def keys_rotate(tenant_name: str) -> None:
 
 
 @main.group()
+def management() -> None:
+    """The Management API (/api/v2/)."""
+
+
+@management.command("authorize")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--client", "client_id", required=True, help="The application's client_id.")
+@click.option("--scope", "scopes", multiple=True, help="Repeat for each; default: all scopes.")
+@with_appcontext
+def management_authorize(tenant_name: str, client_id: str, scopes: tuple[str, ...]) -> None:
+    """Let an application get Management API tokens (client_credentials) for the tenant."""
+    from sqlalchemy import select
+
+    from login_site.db import session_scope
+    from login_site.management import system_api
+    from login_site.models import Client
+    from login_site.models import Tenant
+
+    with session_scope(current_app._get_current_object()) as session:
+        tenant = session.execute(
+            select(Tenant).where(Tenant.name == tenant_name)
+        ).scalar_one_or_none()
+        client = (
+            session.execute(
+                select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
+            ).scalar_one_or_none()
+            if tenant is not None
+            else None
+        )
+        if client is None:
+            click.echo(f"error: no application {client_id} in tenant {tenant_name}", err=True)
+            sys.exit(1)
+        try:
+            grants = system_api.authorize(session, tenant, client, scopes or system_api.SCOPES)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        for grant in grants:
+            click.echo(f"{client_id} may call {grant.audience} with {len(grant.scope)} scopes")
+
+
+@main.group()
 def vault() -> None:
     """Token Vault encryption keys."""
 

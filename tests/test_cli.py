@@ -63,3 +63,60 @@ def test_keys_rotate_keeps_the_previous_key_published(env):
         states = sorted(conn.execute(sa.select(SigningKey.state)).scalars())
     engine.dispose()
     assert states == ["current", "previous"]
+
+
+M2M_TENANT = """
+tenant: {name: ops, hosts: [ops.test, localhost:5999]}
+clients:
+  - name: robot
+    client_id: robot
+    client_secret: "robot-secret-0123456789abcdefghijklmnop"
+    app_type: non_interactive
+    token_endpoint_auth_method: client_secret_basic
+    grant_types: [client_credentials]
+"""
+
+
+def test_management_authorize_lets_an_application_call_the_management_api(env):
+    import base64
+
+    from login_site.app import create_app
+
+    (env / "ops.yaml").write_text(M2M_TENANT)
+    assert run("import", str(env / "ops.yaml")).exit_code == 0
+    result = run("management", "authorize", "--tenant", "ops", "--client", "robot")
+    assert result.exit_code == 0, result.output
+    assert "robot may call https://ops.test/api/v2/" in result.output
+    assert "http://localhost:5999/api/v2/" in result.output  # loopback alias over http
+    assert "http://ops.test/" not in result.output
+    again = run("management", "authorize", "--tenant", "ops", "--client", "robot")
+    assert again.exit_code == 0  # idempotent
+    client = create_app().test_client()
+    basic = base64.b64encode(b"robot:robot-secret-0123456789abcdefghijklmnop").decode()
+    token = client.post(
+        "/oauth/token",
+        base_url="https://ops.test",
+        headers={"Authorization": f"Basic {basic}"},
+        data={"grant_type": "client_credentials", "audience": "https://ops.test/api/v2/"},
+    )
+    assert token.status_code == 200, token.get_data(as_text=True)
+    listing = client.get(
+        "/api/v2/clients",
+        base_url="https://ops.test",
+        headers={"Authorization": f"Bearer {token.get_json()['access_token']}"},
+    )
+    assert listing.status_code == 200 and listing.get_json()[0]["client_id"] == "robot"
+
+
+def test_management_authorize_refuses_unknown_clients_and_scopes(env):
+    (env / "ops.yaml").write_text(M2M_TENANT)
+    run("import", str(env / "ops.yaml"))
+    nobody = CliRunner().invoke(
+        main, ["management", "authorize", "--tenant", "ops", "--client", "x"]
+    )
+    assert nobody.exit_code == 1 and "no application x" in nobody.output
+    bad = CliRunner().invoke(
+        main,
+        ["management", "authorize", "--tenant", "ops", "--client", "robot", "--scope", "root:all"],
+    )
+    assert bad.exit_code == 1 and "unknown scopes: root:all" in bad.output
