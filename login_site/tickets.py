@@ -36,6 +36,9 @@ def issue(
     *,
     lifetime_seconds: int | None = None,
     client_pk: str | None = None,
+    marks_email_verified: bool = True,
+    result_url: str | None = None,
+    result_with_email: bool = False,
 ) -> str:
     if kind not in TICKET_KINDS:
         raise ValueError(kind)
@@ -54,6 +57,9 @@ def issue(
             kind=kind,
             email=user.email,
             client_pk=client_pk,
+            marks_email_verified=marks_email_verified,
+            result_url=result_url,
+            result_with_email=result_with_email,
             created_at=now,
             expires_at=now + timedelta(seconds=lifetime_seconds or LIFETIME_SECONDS[kind]),
         )

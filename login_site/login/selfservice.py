@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import g
+from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
@@ -26,6 +27,7 @@ from login_site.login import transaction
 from login_site.models import Connection
 from login_site.models import DatabaseCredential
 from login_site.models import User
+from login_site.oauth.authorize import add_query
 from login_site.security import bruteforce
 from login_site.tenancy import current_tenant
 
@@ -142,7 +144,8 @@ def reset_password_submit():
             error=error,
             failed_rules=rules,
         )
-    user.email_verified = True  # the mailbox owner proved control of the address
+    if ticket.marks_email_verified:
+        user.email_verified = True  # the mailbox owner proved control of the address
     _unblock(user)
     mail.enqueue(
         db, tenant, to=user.email, template="password_changed", kind="password_changed", context={}
@@ -150,6 +153,11 @@ def reset_password_submit():
     db.commit()
     mail.deliver_after_commit()
     event("reset_password", "success", user_id=user.user_id)
+    if ticket.result_url:  # validated like a redirect URI when the ticket was made
+        params = {"success": "true", "message": "You can now login to the application"}
+        if ticket.result_with_email:
+            params["email"] = user.email or ""
+        return redirect(add_query(ticket.result_url, params), code=303)
     return _page(
         "selfservice/message.html",
         title=N_("Password changed"),

@@ -76,13 +76,15 @@ def password_change(
 ) -> tuple[User, str]:
     """The user and the raw ticket (older reset tickets of the user die); the caller commits.
 
-    [ls] ``result_url`` and ``includeEmailInRedirect`` are checked but the reset page does
-    not redirect yet, and it marks the email verified whatever ``mark_email_as_verified``.
+    The reset page marks the email verified only with ``mark_email_as_verified`` (whoever
+    gets a handed-out link has not proved the mailbox) and then goes to ``result_url``.
     """
     body.reject_unknown(data, PASSWORD_CHANGE_FIELDS)
-    for key in ("mark_email_as_verified", "includeEmailInRedirect"):
-        if key in data:
-            body.boolean(data, key)
+    flags = {
+        key: body.boolean(data, key) if key in data else False
+        for key in ("mark_email_as_verified", "includeEmailInRedirect")
+    }
+    result_url = None
     if "result_url" in data:
         result_url = body.string(data, "result_url", limit=2000)
         if problem := redirect_uri_problem(result_url):
@@ -102,6 +104,9 @@ def password_change(
         "reset_password",
         lifetime_seconds=ttl,
         client_pk=client.id if client else None,
+        marks_email_verified=flags["mark_email_as_verified"],
+        result_url=result_url,
+        result_with_email=flags["includeEmailInRedirect"],
     )
     db.flush()
     return user, raw

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Boolean
 from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
 from sqlalchemy import String
@@ -57,6 +58,11 @@ class UserTicket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Password-change tickets an administrator hands out (Management API): a mailed link proves
+    # the mailbox, a handed-out one only if the administrator says so.
+    marks_email_verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    result_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_with_email: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class LoginAttempt(Base):

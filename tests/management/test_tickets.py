@@ -196,3 +196,54 @@ def test_tickets_need_create_user_tickets(app, api):
     assert response.status_code == 403
     assert response.get_json()["message"].endswith("create:user_tickets")
     assert count(app, UserTicket) == before
+
+
+def _set_verified(app, email: str, verified: bool) -> None:
+    with app.extensions["login_site.sessionmaker"]() as db:
+        t1 = db.execute(select(Tenant).where(Tenant.name == "t1")).scalar_one()
+        user = db.execute(
+            select(User).where(User.email == email, User.tenant_id == t1.id)
+        ).scalar_one()
+        user.email_verified = verified
+        db.commit()
+
+
+def _verified(app, email: str) -> bool:
+    with app.extensions["login_site.sessionmaker"]() as db:
+        return db.execute(
+            select(User.email_verified)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.email == email, Tenant.name == "t1")
+        ).scalar_one()
+
+
+def test_a_handed_out_ticket_does_not_verify_the_email_unless_asked(app, api):
+    """Whoever completes a handed-out link has not proved the mailbox (the verified address
+    decides account linking)."""
+    _set_verified(app, ALICE[0], False)
+    url = ticket(api, user_id=user_id(app, ALICE[0])).get_json()["ticket"]
+    assert reset(app.test_client(), url).status_code == 200
+    assert _verified(app, ALICE[0]) is False
+    url = ticket(api, user_id=user_id(app, ALICE[0]), mark_email_as_verified=True).get_json()
+    assert reset(app.test_client(), url["ticket"], "Second-New-Pass9").status_code == 200
+    assert _verified(app, ALICE[0]) is True
+
+
+def test_result_url_receives_the_browser_after_the_reset(app, api):
+    url = ticket(
+        api,
+        user_id=user_id(app, ALICE[0]),
+        result_url="https://app.test/after-reset?from=ticket",
+        includeEmailInRedirect=True,
+    ).get_json()["ticket"]
+    response = reset(app.test_client(), url)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert location.startswith("https://app.test/after-reset?from=ticket&")
+    query = parse_qs(urlsplit(location).query)
+    assert query["success"] == ["true"] and query["email"] == [ALICE[0]]
+    plain = ticket(
+        api, user_id=user_id(app, ALICE[0]), result_url="https://app.test/done"
+    ).get_json()["ticket"]
+    done = reset(app.test_client(), plain, "Third-New-Pass9")
+    assert "email" not in parse_qs(urlsplit(done.headers["Location"]).query)
