@@ -679,44 +679,41 @@ def create_upstream_user(
         app_metadata={},
         **values,
     )
-    user.identities.append(
-        Identity(
-            tenant_id=tenant.id,
-            connection_id=conn.id,
-            provider=key.provider,
-            user_id=key.identity_user_id,
-            is_social=is_social,
-            profile_data=_raw_profile(dict(profile.raw)),
-        )
-    )
-    try:
-        with db.begin_nested():
-            db.add(user)
-            db.flush()
-    except IntegrityError as exc:
-        raise UserExists(key.user_id) from exc
+    user.identities.append(_upstream_identity(tenant.id, conn, key, profile, is_social))
+    _add_once(db, user, key)
     return user
 
 
-def add_upstream_identity(
-    db: Session, user: User, conn: Connection, key: UpstreamKey, profile: Any, is_social: bool
+def _upstream_identity(
+    tenant_id: str, conn: Connection, key: UpstreamKey, profile: Any, is_social: bool
 ) -> Identity:
-    """Link an upstream account the person just proved to ``user`` (who proved theirs)."""
-    identity = Identity(
-        tenant_id=user.tenant_id,
-        user_pk=user.id,
+    return Identity(
+        tenant_id=tenant_id,
         connection_id=conn.id,
         provider=key.provider,
         user_id=key.identity_user_id,
         is_social=is_social,
         profile_data=_raw_profile(dict(profile.raw)),
     )
+
+
+def _add_once(db: Session, row: User | Identity, key: UpstreamKey) -> None:
+    """Insert ``row``; :class:`UserExists` (nothing written) when the account is taken."""
     try:
         with db.begin_nested():
-            db.add(identity)
+            db.add(row)
             db.flush()
     except IntegrityError as exc:
         raise UserExists(key.user_id) from exc
+
+
+def add_upstream_identity(
+    db: Session, user: User, conn: Connection, key: UpstreamKey, profile: Any, is_social: bool
+) -> Identity:
+    """Link an upstream account the person just proved to ``user`` (who proved theirs)."""
+    identity = _upstream_identity(user.tenant_id, conn, key, profile, is_social)
+    identity.user_pk = user.id
+    _add_once(db, identity, key)
     db.expire(user, ["identities"])
     return identity
 

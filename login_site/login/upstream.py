@@ -281,15 +281,12 @@ def link_submit():
     owner = accounts.get_user(db, tenant.id, pending["owner_pk"])
     if conn is None or owner is None:
         raise transaction.EXPIRED
-    strategy = get_strategy(conn.strategy)
-    profile = strategy.profile(conn, pending["profile"]["raw"])
-    if pending.get("tokens"):
-        profile.upstream_tokens = json.loads(keyring().decrypt(pending["tokens"]))
-    key = accounts.upstream_key(conn, profile.user_id, is_social=strategy.preset.is_social)
     if request.form.get("action") == "prove":
         return _prove_with_provider(tx, areq, owner, request.form.get("connection"))
+    profile = _pending_profile_of(conn, pending)
     if request.form.get("action") == "separate":
-        is_social = strategy.preset.is_social
+        is_social = get_strategy(conn.strategy).preset.is_social
+        key = accounts.upstream_key(conn, profile.user_id, is_social=is_social)
         user = accounts.create_upstream_user(db, tenant, conn, key, profile, is_social)
         identity = accounts.find_upstream_identity(db, conn, key)
         _clear_pending(tx)
@@ -301,16 +298,7 @@ def link_submit():
         return _link_page(
             tx.id, conn, owner, status=400, error=_("Wrong password for the existing account.")
         )
-    try:
-        identity = accounts.add_upstream_identity(
-            db, owner, conn, key, profile, strategy.preset.is_social
-        )
-    except accounts.UserExists:
-        db.rollback()
-        raise REJECTED from None
-    _clear_pending(tx)
-    event("link", "success", user_id=owner.user_id, connection=conn.name)
-    return _finish(tx, areq, conn, owner, identity, profile)
+    return _link(tx, areq, conn, owner, profile)
 
 
 def _prove_with_provider(tx, areq, owner, name: str | None):
@@ -333,7 +321,7 @@ def _prove_with_provider(tx, areq, owner, name: str | None):
 def _link_proven(tx, areq, identity):
     """The end of a proving round trip: link the pending account if the person just logged
     in as the owner it was offered to; anything else links nothing."""
-    db, tenant = get_db(), current_tenant()
+    tenant = current_tenant()
     pending = tx.params.get("pending_link") or {}
     if identity is None or identity.user_pk != pending.get("owner_pk"):
         event("link", "failure", reason="not_the_owner")
@@ -346,12 +334,22 @@ def _link_proven(tx, areq, identity):
             issuer(),
         )
     conn = offer.connection
-    strategy = get_strategy(conn.strategy)
-    profile = strategy.profile(conn, pending["profile"]["raw"])
+    return _link(tx, areq, conn, identity.user, _pending_profile_of(conn, pending))
+
+
+def _pending_profile_of(conn: Connection, pending: dict):
+    """The upstream profile (and its sealed tokens) waiting on the transaction."""
+    profile = get_strategy(conn.strategy).profile(conn, pending["profile"]["raw"])
     if pending.get("tokens"):
         profile.upstream_tokens = json.loads(keyring().decrypt(pending["tokens"]))
+    return profile
+
+
+def _link(tx, areq, conn: Connection, owner, profile):
+    """Add the pending upstream account to ``owner``, who just proved the existing account."""
+    db = get_db()
+    strategy = get_strategy(conn.strategy)
     key = accounts.upstream_key(conn, profile.user_id, is_social=strategy.preset.is_social)
-    owner = identity.user
     try:
         linked = accounts.add_upstream_identity(
             db, owner, conn, key, profile, strategy.preset.is_social

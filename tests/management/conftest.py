@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from login_site.management import system_api
 from login_site.models import Client
 from login_site.models import ClientGrant
 from login_site.models import ResourceServer
@@ -16,24 +17,7 @@ from tests.conftest import basic
 
 M2M = ("m2m", "m2m-secret-0123456789abcdefghijklmnop")
 T2WEB = ("t2web", "t2web-secret-0123456789abcdefghijklmn")
-SCOPES = [
-    f"{verb}:{thing}"
-    for thing in (
-        "clients",
-        "connections",
-        "users",
-        "resource_servers",
-        "client_grants",
-        "signing_keys",
-    )
-    for verb in ("read", "create", "update", "delete")
-] + [
-    "read:client_keys",
-    "update:client_keys",
-    "update:users_app_metadata",
-    "create:user_tickets",
-    "read:user_idp_tokens",
-]
+SCOPES = [*system_api.SCOPES, "read:user_idp_tokens"]
 
 
 def grant_management_api(app, tenant: str, host: str, client_id: str) -> None:
