@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 from flask import Flask
 from flask import current_app
@@ -18,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm.attributes import set_committed_value
 
 from login_site.db import get_db
 from login_site.errors import PageError
@@ -49,7 +48,7 @@ def tenant_for_host(db, host: str) -> Tenant | None:
 @dataclass(frozen=True)
 class _Entry:
     expires_at: float  # TenantCache.clock
-    columns: dict[str, Any]
+    tenant: Tenant  # detached, never attached to a session: merged into each request's
     settings_json: str  # parsed anew for every request: nobody shares one dict
 
 
@@ -83,9 +82,11 @@ class TenantCache:
         generation = self._generation
         tenant = tenant_for_host(db, host)
         if tenant is not None:
+            detached = Tenant(**{key: getattr(tenant, key) for key in _COLUMNS})
+            make_transient_to_detached(detached)
             entry = _Entry(
                 expires_at=self.clock() + self.seconds,
-                columns={key: getattr(tenant, key) for key in _COLUMNS if key != "settings"},
+                tenant=detached,
                 settings_json=json.dumps(tenant.settings or {}),
             )
             with self._lock:
@@ -101,13 +102,9 @@ class TenantCache:
 
 def _attach(db: Session, entry: _Entry) -> Tenant:
     """The cached tenant as a persistent, unmodified instance of this request's session,
-    without a query (as if loaded by one)."""
-    tenant = Tenant(**entry.columns, settings=json.loads(entry.settings_json))
-    make_transient_to_detached(tenant)
-    existing = db.identity_map.get(identity_key(Tenant, tenant.id))
-    if existing is not None:
-        return existing
-    db.add(tenant)
+    without a query (as if loaded by one), with a settings dict of its own."""
+    tenant = db.merge(entry.tenant, load=False)
+    set_committed_value(tenant, "settings", json.loads(entry.settings_json))
     return tenant
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from flask import Flask
 from flask import Response
@@ -493,6 +494,8 @@ def _storage(app: Flask) -> tuple[str, dict, bool]:
 def _retry_after_on_limited_responses(response: Response) -> Response:
     """flask-limiter computes ``Retry-After`` for every response of a limited endpoint;
     it is sent on the limiter's own 429s only (a blocked login has no retry time)."""
+    if endpoint_class() is None:
+        return response
     value = response.headers.pop(LIMITER_RETRY_AFTER, None)
     current = current_app.extensions[LIMITER].current_limit
     if value and response.status_code == 429 and current is not None and current.breached:
@@ -523,4 +526,14 @@ def init_app(app: Flask) -> None:
     )
     limiter.request_filter(_unlimited)
     limiter.init_app(app)
+    # flask-limiter's own hook evaluates every request; most belong to no class and are
+    # passed over without entering the limiter at all.
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # not when disabled
+        hooks[hooks.index(limiter._check_request_limit)] = partial(_check_if_limited, limiter)
     app.extensions[LIMITER] = limiter
+
+
+def _check_if_limited(limiter: Limiter) -> None:
+    if endpoint_class() is not None:
+        limiter._check_request_limit()

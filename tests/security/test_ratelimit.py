@@ -4,6 +4,7 @@ import json
 import logging
 import shutil
 import socket
+import threading
 import time
 import uuid
 
@@ -365,6 +366,48 @@ def test_suspicious_ip_counters_use_redis_when_configured(redis_app):
     assert password_grant(client, "user9@example.test", WRONG).status_code == 429
     keys = list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{prefix}*suspicious_ip*"))
     assert len(keys) == 1
+
+
+def redis_commands(prefix: str, action) -> list[str]:
+    """The commands Redis received about keys under ``prefix`` while ``action`` ran
+    (MONITOR on a connection of its own; an ECHO marks the end)."""
+    seen: list[str] = []
+    done = f"{prefix}:done"
+    ready = threading.Event()
+
+    def watch():
+        with redis.Redis.from_url(REDIS_URL).monitor() as monitor:
+            ready.set()
+            for record in monitor.listen():
+                command = record["command"]
+                if done in command:
+                    return
+                if prefix in command and record.get("client_type") != "lua":  # not a script's
+                    seen.append(command)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(10)
+    time.sleep(0.2)  # MONITOR is active once the server has answered it
+    action()
+    redis.Redis.from_url(REDIS_URL).echo(done)
+    watcher.join(10)
+    return seen
+
+
+def test_a_limited_request_costs_one_redis_round_trip(redis_app):
+    """The count and the window's end come back from one script; the X-RateLimit-*
+    headers are made from them, without reading the counter again."""
+    app, prefix = redis_app
+    app.config["RATE_LIMIT_JWKS"] = "5/hour"
+    client = app.test_client()
+    assert get(client, JWKS).status_code == 200
+    responses = []
+    commands = redis_commands(prefix, lambda: responses.append(get(client, JWKS)))
+    assert len(commands) == 1 and commands[0].upper().startswith("EVALSHA"), commands
+    assert_limit_headers(responses[0], 5, 3)
+    assert get(client, "/.well-known/openid-configuration").status_code == 200
+    assert redis_commands(prefix, lambda: get(client, "/authorize")) == []
 
 
 def _closed_port() -> str:
