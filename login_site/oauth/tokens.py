@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-from joserfc import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,10 +84,21 @@ def half_hash(value: str) -> str:
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
 def sign(db: Session, tenant: Tenant, ring: Keyring, claims: dict, typ: str = "JWT") -> str:
+    """An RS256 JWS in compact form (RFC 7515 §7.1), signed with ``cryptography`` directly:
+    the same bytes joserfc's ``jwt.encode`` produces, without its per-call validation."""
     kid, private = keys.signer(db, tenant, ring)
-    header = {"alg": "RS256", "typ": typ, "kid": kid}
-    return jwt.encode(header, claims, private, algorithms=["RS256"])
+    header = json.dumps({"typ": typ, "alg": "RS256", "kid": kid}, separators=(",", ":"))
+    payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
+    signing_input = f"{_b64(header.encode())}.{_b64(payload.encode())}"
+    signature = private.private_key.sign(
+        signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256()
+    )
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def id_token(
@@ -142,6 +155,19 @@ def issue_access_token(
 ) -> str:
     """Opaque (stored hashed, valid at /userinfo) without an audience; a JWT for an API."""
     now = utcnow()
+    if not store and audience:  # machine JWTs are stateless: no row to build
+        return _api_jwt(
+            db,
+            tenant,
+            ring,
+            issuer=issuer,
+            client=client,
+            user=user,
+            scope=scope,
+            audience=audience,
+            lifetime=lifetime,
+            now=now,
+        )[0]
     record = AccessToken(
         tenant_id=tenant.id,
         client_pk=client.id,
@@ -156,32 +182,59 @@ def issue_access_token(
         refresh_family=refresh_family,
     )
     if audience:
-        jti = new_id()
-        iat = int(now.timestamp())
-        aud: list[str] | str = [audience]
-        if "openid" in scope.split():
-            aud = [audience, f"{issuer}userinfo"]
-        claims = {
-            "iss": issuer,
-            "sub": user.user_id if user else f"{client.client_id}@clients",
-            "aud": aud,
-            "azp": client.client_id,
-            "client_id": client.client_id,  # RFC 9068 §2.2
-            "iat": iat,
-            "exp": iat + lifetime,
-            "scope": scope,
-            "jti": jti,
-        }
-        if user is None:
-            claims["gty"] = "client-credentials"
-        token = sign(db, tenant, ring, claims, typ="at+jwt")
-        record.jti = jti
+        token, record.jti = _api_jwt(
+            db,
+            tenant,
+            ring,
+            issuer=issuer,
+            client=client,
+            user=user,
+            scope=scope,
+            audience=audience,
+            lifetime=lifetime,
+            now=now,
+        )
     else:
         token = new_secret()
     record.token_hash = sha256_hex(token)
     if store:  # user tokens are recorded (userinfo, revocation); machine JWTs are stateless
         db.add(record)
     return token
+
+
+def _api_jwt(
+    db: Session,
+    tenant: Tenant,
+    ring: Keyring,
+    *,
+    issuer: str,
+    client: Client,
+    user: User | None,
+    scope: str,
+    audience: str,
+    lifetime: int,
+    now: datetime,
+) -> tuple[str, str]:
+    """(access token for an API, its ``jti``): an RFC 9068 JWT."""
+    jti = new_id()
+    iat = int(now.timestamp())
+    aud: list[str] | str = [audience]
+    if "openid" in scope.split():
+        aud = [audience, f"{issuer}userinfo"]
+    claims = {
+        "iss": issuer,
+        "sub": user.user_id if user else f"{client.client_id}@clients",
+        "aud": aud,
+        "azp": client.client_id,
+        "client_id": client.client_id,  # RFC 9068 §2.2
+        "iat": iat,
+        "exp": iat + lifetime,
+        "scope": scope,
+        "jti": jti,
+    }
+    if user is None:
+        claims["gty"] = "client-credentials"
+    return sign(db, tenant, ring, claims, typ="at+jwt"), jti
 
 
 @dataclass
