@@ -1,12 +1,14 @@
 """Rate limits per endpoint class (compat §0.7) and the shared counters behind them.
 
-flask-limiter applies one limit per endpoint class, chosen by request path and method, so
-routes written elsewhere (``/dbconnections/*``, ``/co/authenticate``...) are limited
-without decorating them. Counters live in Redis when ``LOGIN_SITE_REDIS_URL`` is set
-(while it is down, flask-limiter falls back to per-process memory and logs a warning);
-otherwise in the ``rate_counters`` table, so every worker of the embedded default shares
-them. Responses of limited endpoints carry ``X-RateLimit-Limit``, ``-Remaining`` and
-``-Reset`` (UNIX seconds); a 429 also carries ``Retry-After``. The 429 body is made by
+One limit per endpoint class, chosen by request path and method in a ``before_request``
+hook, so routes written elsewhere (``/dbconnections/*``, ``/co/authenticate``...) are
+limited without decorating them; a request of no class costs one dict lookup. Counting is
+the ``limits`` library's fixed window (the storage, keys and windows flask-limiter used).
+Counters live in Redis when ``LOGIN_SITE_REDIS_URL`` is set (while it is down, this
+process's memory, with a warning); otherwise in the ``rate_counters`` table, so every
+worker of the embedded default shares them. Responses of limited endpoints carry
+``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (UNIX seconds); a 429 also carries
+``Retry-After``. The 429 body is made by
 :mod:`login_site.errors`.
 
 The same storage holds named counters for other modules (suspicious-IP throttling in
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import lru_cache
 
 from flask import Flask
 from flask import Response
@@ -30,11 +32,10 @@ from flask import current_app
 from flask import g
 from flask import has_request_context
 from flask import request
-from flask_limiter import HeaderNames
-from flask_limiter import Limit
-from flask_limiter import Limiter
-from flask_limiter import RequestLimit
+from limits import RateLimitItem
+from limits import WindowStats
 from limits import parse
+from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.storage import RedisStorage
 from limits.storage import Storage
@@ -49,6 +50,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import TooManyRequests as RateLimitExceeded
 
 from login_site.db import utcnow
 from login_site.errors import TooManyRequests
@@ -58,15 +60,12 @@ from login_site.security.secrets import sha256_hex
 
 log = logging.getLogger("login_site.ratelimit")
 
-LIMITER = "login_site.limiter"
 COUNTERS = "login_site.rate_counters"
 DATABASE_SCHEME = "login-site-db"
 # A Redis URL is given to limits as "login-site+redis://...", for CountingRedisStorage.
 REDIS_SCHEME_PREFIX = "login-site+"
 REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 REDIS_TIMEOUT_SECONDS = 1
-# flask-limiter writes its Retry-After here; it becomes Retry-After on its own 429s only.
-LIMITER_RETRY_AFTER = "X-Login-Site-Limiter-Retry-After"
 # While Redis is unreachable, named counters use memory and try Redis again after this.
 REDIS_RETRY_SECONDS = 30
 
@@ -202,36 +201,60 @@ def endpoint_class() -> EndpointClass | None:
     return _CLASS_BY_ROUTE.get((request.path, request.method))
 
 
-def _unlimited() -> bool:
-    """flask-limiter's request filter: most requests belong to no class and cost nothing."""
-    return endpoint_class() is None
+@lru_cache(maxsize=64)
+def _limit_items(value: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(value)) if value else ()
 
 
-# One limit for every class, resolved from the request: flask-limiter evaluates each default
-# limit on every request, so one per class would cost eight evaluations. The key and scope
-# are the class's own, so the counters are the same as with one limit per class.
-def _class_limit() -> str:
+@dataclass(frozen=True)
+class Applied:
+    """The limit shown in this request's headers: the breached one, else the first."""
+
+    item: RateLimitItem
+    stats: WindowStats
+    breached: bool
+
+
+def check_request() -> None:
+    """``before_request``: count the request against its class's limit; 429 past it.
+
+    The count and the window come back from one storage round trip (Redis and database
+    storages remember their own hit for the request, see :func:`_memo`)."""
     cls = endpoint_class()
-    return (current_app.config.get(cls.setting) or "") if cls is not None else ""
+    if cls is None:
+        return
+    items = _limit_items(current_app.config.get(cls.setting) or "")
+    if not items:
+        return
+    counters: Counters = current_app.extensions[COUNTERS]
+    args = (counters.prefix, cls.key(), cls.name)  # flask-limiter's key layout
+    applied = None
+    for item in items:
+        allowed = counters.run("hit", item, args)
+        stats = counters.run("get_window_stats", item, args)
+        if applied is None or not allowed:
+            applied = Applied(item, stats, breached=not allowed)
+        if not allowed:
+            break
+    g.rate_limit = applied
+    if applied.breached:
+        event("rate_limit", "exceeded", endpoint_class=cls.name, path=request.path)
+        raise RateLimitExceeded()
 
 
-def _class_key() -> str:
-    cls = endpoint_class()
-    return cls.key() if cls is not None else by_ip()
-
-
-def _class_scope(_endpoint: str) -> str:
-    cls = endpoint_class()
-    return cls.name if cls is not None else "-"
-
-
-def _limit() -> Limit:
-    return Limit(_class_limit, key_function=_class_key, scope=_class_scope, shared=True)
-
-
-def _breached(limit: RequestLimit) -> None:
-    cls = endpoint_class()
-    event("rate_limit", "exceeded", endpoint_class=cls.name if cls else None, path=request.path)
+def limit_headers(response: Response) -> Response:
+    """``X-RateLimit-*`` on every answer of a limited request, errors included, and
+    ``Retry-After`` on the limiter's own 429 (a blocked login has no retry time)."""
+    applied: Applied | None = g.get("rate_limit")
+    if applied is None:
+        return response
+    reset = applied.stats.reset_time
+    response.headers["X-RateLimit-Limit"] = str(applied.item.amount)
+    response.headers["X-RateLimit-Remaining"] = str(applied.stats.remaining)
+    response.headers["X-RateLimit-Reset"] = str(int(reset))
+    if applied.breached and response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
+    return response
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -416,8 +439,9 @@ class DatabaseStorage(Storage):
 
 
 class Counters:
-    """Fixed-window counters for other modules, on the rate-limit storage. While Redis
-    is unreachable they use this process's memory (logged), like flask-limiter does."""
+    """Fixed-window counters on the rate-limit storage: the endpoint limits and the named
+    counters of other modules. While Redis is unreachable they use this process's memory
+    (logged), and try Redis again after REDIS_RETRY_SECONDS."""
 
     def __init__(self, storage: Storage, prefix: str, fallback: bool):
         self.primary = FixedWindowRateLimiter(storage)
@@ -426,8 +450,8 @@ class Counters:
         self.memory: FixedWindowRateLimiter | None = None
         self.retry_at = 0.0
 
-    def _run(self, method: str, limit: str, identifiers: tuple[str, ...]):
-        item, args = parse(limit), (self.prefix, "counter", *identifiers)
+    def run(self, method: str, item: RateLimitItem, args: tuple[str, ...]):
+        """``method`` of limits' FixedWindowRateLimiter on the storage in use."""
         if not self.fallback or time.monotonic() >= self.retry_at:
             try:
                 return getattr(self.primary, method)(item, *args)
@@ -439,6 +463,9 @@ class Counters:
         if self.memory is None:
             self.memory = FixedWindowRateLimiter(MemoryStorage())
         return getattr(self.memory, method)(item, *args)
+
+    def _run(self, method: str, limit: str, identifiers: tuple[str, ...]):
+        return self.run(method, parse(limit), (self.prefix, "counter", *identifiers))
 
     def hit(self, limit: str, *identifiers: str) -> bool:
         return self._run("hit", limit, identifiers)
@@ -491,49 +518,11 @@ def _storage(app: Flask) -> tuple[str, dict, bool]:
     return f"{DATABASE_SCHEME}://", {"engine": engine}, False
 
 
-def _retry_after_on_limited_responses(response: Response) -> Response:
-    """flask-limiter computes ``Retry-After`` for every response of a limited endpoint;
-    it is sent on the limiter's own 429s only (a blocked login has no retry time)."""
-    if endpoint_class() is None:
-        return response
-    value = response.headers.pop(LIMITER_RETRY_AFTER, None)
-    current = current_app.extensions[LIMITER].current_limit
-    if value and response.status_code == 429 and current is not None and current.breached:
-        response.headers["Retry-After"] = value
-    return response
-
-
 def init_app(app: Flask) -> None:
     """After ``tenancy.init_app``: the limits are keyed by tenant."""
     uri, options, fallback = _storage(app)
     prefix = app.config["RATE_LIMIT_KEY_PREFIX"]
     app.extensions[COUNTERS] = Counters(storage_from_string(uri, **options), prefix, fallback)
-    # Registered before the limiter's own hook, so it runs after it.
-    app.after_request(_retry_after_on_limited_responses)
-    limiter = Limiter(
-        by_ip,
-        default_limits=[_limit()],
-        headers_enabled=True,
-        header_name_mapping={HeaderNames.RETRY_AFTER: LIMITER_RETRY_AFTER},
-        strategy="fixed-window",
-        storage_uri=uri,
-        storage_options=options,
-        in_memory_fallback_enabled=fallback,
-        retry_after="delta-seconds",
-        key_prefix=prefix,
-        on_breach=_breached,
-        enabled=bool(app.config["RATE_LIMIT_ENABLED"]),
-    )
-    limiter.request_filter(_unlimited)
-    limiter.init_app(app)
-    # flask-limiter's own hook evaluates every request; most belong to no class and are
-    # passed over without entering the limiter at all.
-    hooks = app.before_request_funcs.get(None, [])
-    if limiter._check_request_limit in hooks:  # not when disabled
-        hooks[hooks.index(limiter._check_request_limit)] = partial(_check_if_limited, limiter)
-    app.extensions[LIMITER] = limiter
-
-
-def _check_if_limited(limiter: Limiter) -> None:
-    if endpoint_class() is not None:
-        limiter._check_request_limit()
+    if app.config["RATE_LIMIT_ENABLED"]:
+        app.before_request(check_request)
+        app.after_request(limit_headers)

@@ -426,7 +426,9 @@ def test_redis_down_falls_back_to_memory_with_a_warning(redis_app, caplog):
     client = app.test_client()
     assert [get(client, JWKS).status_code for _ in range(3)] == [200, 200, 429]
     assert any(
-        r.name == "flask-limiter" and r.levelno == logging.WARNING and "unreachable" in r.message
+        r.name == "login_site.ratelimit"
+        and r.levelno == logging.WARNING
+        and "unreachable" in r.message
         for r in caplog.records
     )
     # Suspicious-IP counting goes on in memory as well, and says so.
