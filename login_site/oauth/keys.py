@@ -15,6 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
+from sqlalchemy import bindparam
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -176,6 +178,18 @@ def _published(tenant_id: str):
     )
 
 
+# Built once: the version read runs on every JWKS request. Plain equalities rather than
+# IN, which SQLAlchemy expands anew at every execution.
+_PUBLISHED_VERSION = (
+    select(SigningKey.kid, SigningKey.state)
+    .where(
+        SigningKey.tenant_id == bindparam("tenant_id"),
+        or_(*(SigningKey.state == state for state in PUBLISHED_STATES)),
+    )
+    .order_by(SigningKey.created_at)
+)
+
+
 def jwks(db: Session, tenant_id: str) -> dict:
     keys = db.execute(
         select(SigningKey).where(*_published(tenant_id)).order_by(SigningKey.created_at)
@@ -193,12 +207,7 @@ _JWKS_DOCUMENTS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}
 def jwks_document(db: Session, tenant_id: str) -> str:
     """The tenant's JWKS as JSON. Read only: one small query, the key rows only on change."""
     version = tuple(
-        (kid, state)
-        for kid, state in db.execute(
-            select(SigningKey.kid, SigningKey.state)
-            .where(*_published(tenant_id))
-            .order_by(SigningKey.created_at)
-        )
+        (kid, state) for kid, state in db.execute(_PUBLISHED_VERSION, {"tenant_id": tenant_id})
     )
     cached = _JWKS_DOCUMENTS.get(tenant_id)
     if cached is not None and cached[0] == version:
