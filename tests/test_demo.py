@@ -167,3 +167,19 @@ def test_demo_app_logs_alice_in_through_login_site(demo_app):
         assert back.status_code == 302
         assert back.headers["Location"] == f"{rp_base}/"
         assert "Log in" in browser.get(f"{rp_base}/", timeout=TIMEOUT).text
+
+
+def test_the_demo_login_page_offers_no_provider_it_cannot_reach(demo_app):
+    """The social/enterprise examples carry placeholder client ids: listed, not offered."""
+    from sqlalchemy import select
+
+    from login_site.login import pages
+    from login_site.models import Client
+    from login_site.models import Tenant
+
+    tenant_config.import_text(demo_app, demo_yaml(), keywords=generate_secrets())
+    with demo_app.app_context(), demo_app.extensions["login_site.sessionmaker"]() as db:
+        tenant = db.execute(select(Tenant).where(Tenant.name == "demo")).scalar_one()
+        for client in db.execute(select(Client).where(Client.tenant_id == tenant.id)).scalars():
+            kinds = {o.kind for o in pages.offers(db, tenant, client)}
+            assert not kinds & {"social", "enterprise"}, client.name
