@@ -13,6 +13,7 @@ from flask import Flask
 from flask import current_app
 from flask import g
 from flask import request
+from sqlalchemy import bindparam
 from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,11 +39,11 @@ def normalise_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
+_TENANT_BY_HOST = select(Tenant).join(TenantHost).where(TenantHost.host == bindparam("host"))
+
+
 def tenant_for_host(db, host: str) -> Tenant | None:
-    row = db.execute(
-        select(Tenant).join(TenantHost).where(TenantHost.host == normalise_host(host))
-    ).scalar_one_or_none()
-    return row
+    return db.execute(_TENANT_BY_HOST, {"host": normalise_host(host)}).scalar_one_or_none()
 
 
 @dataclass(frozen=True)
