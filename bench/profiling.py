@@ -1,6 +1,7 @@
-"""``--profile ROWS``: py-spy samples a login_site worker while a row's load runs, and
-the hottest functions (own time, and time under each of login_site's functions) go into
-the results; the raw stacks are kept beside them in ``bench/results/``."""
+"""``--profile ROWS``: py-spy samples a login_site worker while a row's load runs (the
+thread holding the GIL, so CPU time only), and the hottest functions (own time, and time
+under each of login_site's functions) go into the results; the raw stacks are kept beside
+them in ``bench/results/``."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def run(site, ours, rows: list[str], load: Load, tmp: Path) -> dict:
             str(pid),
             "--rate",
             str(SAMPLE_RATE),
+            # Only the thread holding the GIL: a gthread worker's idle threads would
+            # otherwise fill the samples with waiting.
+            "--gil",
             "--format",
             "raw",
             "--output",
