@@ -30,7 +30,8 @@ def event(name: str, outcome: str, **fields: object) -> None:
         record["request_id"] = g.get("request_id")
         record["ip"] = request.remote_addr
     record.update({k: v for k, v in fields.items() if v is not None})
-    log.info(json.dumps(record, sort_keys=True, default=str))
+    if log.isEnabledFor(logging.INFO):  # the JSON is built only for a line that is written
+        log.info(json.dumps(record, sort_keys=True, default=str))
     audit.collect(name, outcome, fields)
 
 
