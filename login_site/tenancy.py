@@ -109,12 +109,27 @@ def _attach(db: Session, entry: _Entry) -> Tenant:
     return tenant
 
 
+_CHANGED = "login_site.tenants_changed"
+
+
 def _forget_on_flush(cache: TenantCache):
+    """Emptied at the flush and again at the commit: a request of this process that read
+    the old row in between cannot keep it."""
+
     def forget(session: Session, _flush_context) -> None:
         for obj in chain(session.new, session.dirty, session.deleted):
             if isinstance(obj, Tenant | TenantHost):
+                session.info[_CHANGED] = True
                 cache.clear()
                 return
+
+    return forget
+
+
+def _forget_on_commit(cache: TenantCache):
+    def forget(session: Session) -> None:
+        if session.info.pop(_CHANGED, False):
+            cache.clear()
 
     return forget
 
@@ -125,6 +140,7 @@ def _forget_on_statement(cache: TenantCache):
             return
         table = getattr(state.statement, "table", None)
         if table is None or getattr(table, "name", None) in _TENANT_TABLES:
+            state.session.info[_CHANGED] = True
             cache.clear()
 
     return forget
@@ -150,6 +166,7 @@ def init_app(app: Flask) -> None:
     maker = app.extensions["login_site.sessionmaker"]
     event.listen(maker, "after_flush", _forget_on_flush(cache))
     event.listen(maker, "do_orm_execute", _forget_on_statement(cache))
+    event.listen(maker, "after_commit", _forget_on_commit(cache))
 
     @app.before_request
     def _select_tenant():
