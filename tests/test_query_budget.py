@@ -3,6 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
+from login_site import db
 from login_site.models import Tenant
 from tests.conftest import T1
 from tests.conftest import basic
@@ -165,3 +166,24 @@ def test_a_failed_request_rolls_its_writes_back(backend, app):
     # The connection went back to the pool transactional again, for code outside sessions.
     with app.extensions["login_site.engine"].connect() as conn:
         assert conn.connection.dbapi_connection.autocommit is False
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_connection_lost_while_idle_is_replaced_before_use(backend, app, client, monkeypatch):
+    """No pre-ping on every checkout (db.PING_AFTER_IDLE_SECONDS): a pooled connection idle
+    for longer is pinged, and one the server closed meanwhile is replaced unseen."""
+    engine = app.extensions["login_site.engine"]
+    engine.dispose()
+    with engine.connect() as conn:  # the pool's only connection, then idle
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    other = sa.create_engine(engine.url)
+    try:
+        with other.connect() as conn:
+            assert conn.execute(sa.select(sa.func.pg_terminate_backend(pid))).scalar()
+    finally:
+        other.dispose()
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # as if idle for long
+    response = client.get("/.well-known/jwks.json", base_url=f"http://{T1}")
+    assert response.status_code == 200 and response.json["keys"]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
