@@ -80,6 +80,7 @@ def client_ip() -> str:
     return (request.remote_addr or "") if has_request_context() else ""
 
 
+@lru_cache(maxsize=4096)  # pure, and parsing an address costs more than the lookup
 def ip_key(ip: str) -> str:
     """The counting unit for an address: IPv4 as is, IPv6 by its /64 (one subscriber
     usually holds a whole /64, so single addresses would be free to rotate)."""
