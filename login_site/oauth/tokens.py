@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from sqlalchemy import Row
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -52,8 +53,26 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def user_claims(user: User, scope: str) -> dict[str, Any]:
-    """``sub`` plus the claims the scope allows (used in ID tokens and userinfo)."""
+# The user columns :func:`user_claims` reads.
+USER_CLAIM_COLUMNS = (
+    "user_id",
+    "name",
+    "given_name",
+    "family_name",
+    "nickname",
+    "username",
+    "picture",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_verified",
+)
+
+
+def user_claims(user: User | Row, scope: str) -> dict[str, Any]:
+    """``sub`` plus the claims the scope allows (used in ID tokens and userinfo). ``user``
+    is a User or a row with its USER_CLAIM_COLUMNS."""
     scopes = set(scope.split())
     available: dict[str, Any] = {
         "name": user.name,

@@ -267,9 +267,11 @@ def _memo() -> dict[str, tuple[int, float]]:
     and third round trip to the storage."""
     if not has_request_context():
         return {}
-    if "rate_counter_memo" not in g:
-        g.rate_counter_memo = {}
-    return g.rate_counter_memo
+    request_globals = g._get_current_object()  # one proxy lookup, not three
+    memo = getattr(request_globals, "rate_counter_memo", None)
+    if memo is None:
+        memo = request_globals.rate_counter_memo = {}
+    return memo
 
 
 class CountingRedisStorage(RedisStorage):
