@@ -101,8 +101,8 @@ def _tenant() -> str:
 
 
 def _body_field(name: str) -> str:
-    """A field of a JSON or form body, or ""; never raises (flask-limiter would take an
-    exception in a key function for a storage failure)."""
+    """A field of a JSON or form body, or ""; never raises: a key function that fails would
+    turn a rate-limited request into a 500."""
     try:
         if request.is_json:
             data = request.get_json(silent=True)
@@ -263,8 +263,8 @@ def limit_headers(response: Response) -> Response:
 
 def _memo() -> dict[str, tuple[int, float]]:
     """The count and expiry (UNIX seconds) this request's own hit returned, by storage key:
-    flask-limiter reads both back for the X-RateLimit-* headers, which then need no second
-    and third round trip to the storage."""
+    :func:`check_request` reads both back for the X-RateLimit-* headers, which then need no
+    second and third round trip to the storage."""
     if not has_request_context():
         return {}
     request_globals = g._get_current_object()  # one proxy lookup, not three
