@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_NAME": "login_site_session",
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "EVENT_LOG": "stderr",  # security event lines (events.py): "stderr" or "off"
     "LANGUAGES": ["en", "fr"],
     # Mail (mail.py): flask-mail's own settings. No server: mail stays queued in the outbox.
     "MAIL_SERVER": None,

@@ -37,6 +37,7 @@ def event(name: str, outcome: str, **fields: object) -> None:
 
 def init_app(app: Flask) -> None:
     audit.init_app(app)  # before db.init_app: stored after the request's session closes
+    _setup_log(app.config.get("EVENT_LOG", "stderr"))
 
     @app.before_request
     def _request_id():
@@ -48,3 +49,17 @@ def init_app(app: Flask) -> None:
         if g.get("request_id"):
             response.headers["X-Request-Id"] = g.request_id
         return response
+
+
+def _setup_log(destination: str) -> None:
+    """Event lines are written at INFO whatever the root logger's level (under gunicorn nothing
+    configures logging, so they would be dropped): to stderr, one JSON object per line, unless
+    the deployment attached its own handler or chose ``EVENT_LOG = "off"``."""
+    if destination == "off":
+        log.setLevel(logging.WARNING)
+        return
+    log.setLevel(logging.INFO)
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)

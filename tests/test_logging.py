@@ -47,3 +47,26 @@ def test_a_full_login_logs_events_but_no_secrets(client, caplog):
         ("token", "invalid_grant"),
     } <= outcomes
     assert all(e["tenant"] == "t1" and e["request_id"] for e in events)
+
+
+def test_event_lines_reach_stderr_when_nothing_configures_logging(tmp_path, sqlite_template):
+    """Under gunicorn nobody configures logging: the lines must still be written."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(sqlite_template, tmp_path / "t.db")
+    script = (
+        "import json\n"
+        "from login_site.app import create_app\n"
+        "from login_site.events import event\n"
+        f"app = create_app({{'DATABASE_URL': 'sqlite:///{tmp_path / 't.db'}',"
+        " 'SECRET_KEY': 'x' * 40, 'INSTANCE_PATH': %r})\n"
+        "with app.test_request_context('/'):\n"
+        "    event('login', 'success', user_id='auth0|1')\n" % str(tmp_path)
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert line["event"] == "login" and line["outcome"] == "success"
