@@ -199,7 +199,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         status = exc.code or 500
-        if status == 429:  # flask-limiter's RateLimitExceeded; headers come from the limiter
+        if status == 429:  # the rate limiter's 429 (security/ratelimit.py adds the headers)
             if wants_json():
                 return error_json(TooManyRequests.error, TooManyRequests.description, 429)
             return error_page(TooManyRequests.page_title, TooManyRequests.page_description, 429)

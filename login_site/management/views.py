@@ -37,7 +37,7 @@ bp = Blueprint("management", __name__, url_prefix="/api/v2")
 
 @bp.errorhandler(429)
 def _too_many_requests(exc):
-    """flask-limiter's 429 in Auth0's Management API shape; its X-RateLimit-* headers stay."""
+    """The rate limiter's 429 in the Management API's shape; its X-RateLimit-* headers stay."""
     return response(
         ManagementError(
             429, "Too many requests. Check the X-RateLimit-* headers.", "too_many_requests"
