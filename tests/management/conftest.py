@@ -11,6 +11,7 @@ from login_site.models import Client
 from login_site.models import ClientGrant
 from login_site.models import ResourceServer
 from login_site.models import Tenant
+from login_site.models import User
 from tests.conftest import T1
 from tests.conftest import T2
 from tests.conftest import basic
@@ -74,3 +75,18 @@ def bearer(token: str) -> dict:
 
 
 __all__ = ["M2M", "SCOPES", "T1", "T2", "T2WEB", "bearer", "grant_management_api"]
+
+
+def call(api, method, path, token=None, host=T1, **kwargs):
+    """A Management API request on ``host`` with an optional bearer token."""
+    headers = bearer(token) if token else {}
+    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
+
+
+def user_id(app, email, tenant="t1") -> str:
+    with app.extensions["login_site.sessionmaker"]() as db:
+        return db.execute(
+            select(User.user_id)
+            .join(Tenant, Tenant.id == User.tenant_id)
+            .where(User.email == email, Tenant.name == tenant)
+        ).scalar_one()

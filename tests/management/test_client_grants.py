@@ -16,16 +16,12 @@ from tests.management.conftest import M2M
 from tests.management.conftest import T1
 from tests.management.conftest import T2
 from tests.management.conftest import bearer
+from tests.management.conftest import call
 from tests.management.conftest import grant_management_api
 
 THINGS = "https://api.example.test/"
 SYSTEM = f"http://{T1}/api/v2/"
 PARTNERS = ("partners", "partners-secret-0123456789abcdefghijk")
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
 
 
 def grant_count(app) -> int:

@@ -13,12 +13,7 @@ from login_site.vault import Keyring
 from tests.conftest import BASE_CONFIG
 from tests.conftest import basic
 from tests.management.conftest import T1
-from tests.management.conftest import bearer
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
+from tests.management.conftest import call
 
 
 def stored(app, client_id):

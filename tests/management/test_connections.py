@@ -13,13 +13,8 @@ from tests.conftest import authorize_params
 from tests.conftest import start_login
 from tests.management.conftest import T1
 from tests.management.conftest import T2
-from tests.management.conftest import bearer
+from tests.management.conftest import call
 from tests.management.conftest import grant_management_api
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
 
 
 def connection_id(app, name, tenant="t1"):

@@ -18,31 +18,17 @@ from login_site.db import utcnow
 from login_site.models import Connection
 from login_site.models import Job
 from login_site.models import MailOutbox
-from login_site.models import Tenant
 from login_site.models import User
 from login_site.models import UserTicket
 from tests.conftest import count
 from tests.management.conftest import T1
 from tests.management.conftest import T2
 from tests.management.conftest import T2WEB
-from tests.management.conftest import bearer
+from tests.management.conftest import call
 from tests.management.conftest import grant_management_api
+from tests.management.conftest import user_id
 
 CAROL = "carol@example.test"
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
-
-
-def user_id(app, email, tenant="t1") -> str:
-    with app.extensions["login_site.sessionmaker"]() as db:
-        return db.execute(
-            select(User.user_id)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.email == email, Tenant.name == tenant)
-        ).scalar_one()
 
 
 def user(app, email) -> User:

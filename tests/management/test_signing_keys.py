@@ -17,13 +17,8 @@ from login_site.oauth.keys import jwt_header
 from tests.management.conftest import T1
 from tests.management.conftest import T2
 from tests.management.conftest import T2WEB
-from tests.management.conftest import bearer
+from tests.management.conftest import call
 from tests.management.conftest import grant_management_api
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
 
 
 def rows(app):

@@ -22,23 +22,10 @@ from tests.conftest import count
 from tests.conftest import csrf_token
 from tests.conftest import login_code
 from tests.management.conftest import T1
-from tests.management.conftest import bearer
+from tests.management.conftest import call
+from tests.management.conftest import user_id
 
 NEW_PASSWORD = "Brand-New-Pass9"
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
-
-
-def user_id(app, email, tenant="t1") -> str:
-    with app.extensions["login_site.sessionmaker"]() as db:
-        return db.execute(
-            select(User.user_id)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.email == email, Tenant.name == tenant)
-        ).scalar_one()
 
 
 def connection_id(app, name, tenant="t1") -> str:

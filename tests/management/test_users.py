@@ -38,18 +38,13 @@ from tests.conftest import redeem
 from tests.conftest import start_login
 from tests.conftest import submit_login
 from tests.management.conftest import T2WEB
-from tests.management.conftest import bearer
+from tests.management.conftest import call
 from tests.passwordless.conftest import code_in
 from tests.passwordless.conftest import start as passwordless_start
 from tests.passwordless.conftest import token as passwordless_token
 
 CAROL = ("carol@example.test", "Carol-password-1")
 STRONG = "Brand-new-Passphrase-42"
-
-
-def call(api, method, path, token=None, host=T1, **kwargs):
-    headers = bearer(token) if token else {}
-    return api.open(path, method=method, base_url=f"http://{host}", headers=headers, **kwargs)
 
 
 def path(user_id: str, suffix: str = "") -> str:
