@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.fixture import BENCH_DIR
 from bench.rows import ARGON2_FRACTION_TARGET
+from bench.rows import HTTP_CEILING_ROWS
 from bench.rows import LOAD_BOUND_CPU
 from bench.rows import ROWS
 from bench.rows import RSA_FRACTION_TARGET
@@ -181,27 +182,46 @@ def render(results: dict) -> str:
 
     ceilings = results.get("ceilings", {})
     measured = results.get("ceilings_measured", {})
-    rsa, argon2 = ceilings.get("rsa"), ceilings.get("argon2")
+    rsa, argon2, http = ceilings.get("rsa"), ceilings.get("argon2"), ceilings.get("http")
+    http_runs = (results.get("http_ceiling") or {}).get("runs") or []
 
     def each(kind: str) -> str:
         return " and ".join(_num(v) for v in measured.get(kind, []))
 
     lines += [
         "",
-        "## Physical limits (same run, one server core; mean of the start and the end)",
+        "## Physical limits (same run; mean of the start and the end)",
         "",
-        f"- RSA-2048 signatures/s with `cryptography`: **{_num(rsa)}** ({each('rsa')}; "
-        f"× {cores} = {_num((rsa or 0) * cores)})",
-        f"- argon2id verifications/s at login_site's parameters: **{_num(argon2)}** "
-        f"({each('argon2')}; × {cores} = {_num((argon2 or 0) * cores)})",
-        "",
-        "| row | login_site /s | ceiling × cores | fraction | target | | peer fraction |",
-        "|---|--:|--:|--:|--:|---|--:|",
+        f"- RSA-2048 signatures/s with `cryptography` on one server core: **{_num(rsa)}** "
+        f"({each('rsa')}; × {cores} = {_num((rsa or 0) * cores)})",
+        f"- argon2id verifications/s at login_site's parameters on one server core: "
+        f"**{_num(argon2)}** ({each('argon2')}; × {cores} = {_num((argon2 or 0) * cores)})",
     ]
-    for key in results["rows"]:
+    if http_runs:
+        body = results["http_ceiling"]["body_bytes"]
+        lines.append(
+            f"- HTTP server ceiling, req/s: **{_num(http)}** "
+            f"({' and '.join(_rate(r) for r in http_runs)}; p99 "
+            f"{' and '.join(_ms(r['p99_ms']) for r in http_runs)} ms). `bench/hello.py`, a bare "
+            f"WSGI app answering a fixed {_num(body)}-byte JSON document, under the same gunicorn "
+            f"(`gunicorn.conf.py`, -w {cores}, same cores) and the same load as row a: the most "
+            "any row can reach on gunicorn's HTTP layer, with no Flask and no application."
+        )
+        for when, result in zip(("start", "end"), http_runs, strict=False):
+            if result.get("errors") or result.get("socket_errors"):
+                notes.append(
+                    f"HTTP server ceiling ({when}): {result.get('errors', 0)} failed, "
+                    f"{result.get('socket_errors', 0)} socket errors"
+                )
+    crypto_rows = [key for key in results["rows"] if ROWS[key].ceiling]
+    if crypto_rows:
+        lines += [
+            "",
+            "| row | login_site /s | ceiling × cores | fraction | target | | peer fraction |",
+            "|---|--:|--:|--:|--:|---|--:|",
+        ]
+    for key in crypto_rows:
         row = ROWS[key]
-        if not row.ceiling:
-            continue
         limit = (ceilings.get(row.ceiling) or 0) * cores
         pair = results["main"].get(key, {})
         ours, theirs = pair.get("login_site"), pair.get("peer")
@@ -212,6 +232,26 @@ def render(results: dict) -> str:
             f"| {key} ({row.ceiling}) | {_rate(ours)} | {_num(limit)} | {_num(fraction, 3)} "
             f"| ≥ {target} | {_met(fraction, target)} | {_num(peer_fraction, 3)} |"
         )
+
+    http_rows = [key for key in results["rows"] if key in HTTP_CEILING_ROWS]
+    if http and http_rows:
+        lines += [
+            "",
+            "Rows without a signature or a hash against the HTTP server ceiling (no target; the "
+            "peer runs on Node's HTTP server, so its fraction can exceed 1):",
+            "",
+            "| row | login_site req/s | HTTP ceiling req/s | fraction | peer req/s "
+            "| peer fraction |",
+            "|---|--:|--:|--:|--:|--:|",
+        ]
+        for key in http_rows:
+            pair = results["main"].get(key, {})
+            ours, theirs = pair.get("login_site"), pair.get("peer")
+            lines.append(
+                f"| {key} | {_rate(ours)} | {_num(http)} "
+                f"| {_num(_ratio(_get(ours, 'rate'), http), 3)} | {_rate(theirs)} "
+                f"| {_num(_ratio(_get(theirs, 'rate'), http), 3)} |"
+            )
 
     if "f" in results["rows"]:
         lines += [
@@ -314,6 +354,7 @@ def render(results: dict) -> str:
 def _all_results(results: dict):
     if results.get("floor"):
         yield results["floor"]
+    yield from (results.get("http_ceiling") or {}).get("runs") or []
     for pair in results["main"].values():
         yield from (r for r in pair.values() if r)
     yield from (r for r in (results.get("sqlite") or {}).values() if r)
@@ -322,8 +363,9 @@ def _all_results(results: dict):
 
 
 def smoke_checks(results: dict) -> tuple[list[str], list[str]]:
-    """(passed, failed): each row on each server must have a positive rate, both latencies
-    and no failed requests; each ceiling a positive rate. No timing is judged."""
+    """(passed, failed): each row on each server, and the HTTP server ceiling at the start and
+    the end, must have a positive rate, both latencies and no failed requests; the RSA and
+    argon2 ceilings a positive rate. No timing is judged."""
     passed: list[str] = []
     failed: list[str] = []
 
@@ -349,6 +391,9 @@ def smoke_checks(results: dict) -> tuple[list[str], list[str]]:
     for kind in ("rsa", "argon2"):
         rate = (results.get("ceilings") or {}).get(kind)
         check(f"{kind} ceiling", {"rate": rate, "p50_ms": 0, "p99_ms": 0} if rate else None)
+    runs = (results.get("http_ceiling") or {}).get("runs") or []
+    for index, when in enumerate(("start", "end")):
+        check(f"http ceiling ({when})", runs[index] if index < len(runs) else None)
     return passed, failed
 
 

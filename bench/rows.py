@@ -23,6 +23,8 @@ RSA_FRACTION_TARGET = 0.6  # rows c, e, g: of the RSA-2048 ceiling x cores
 ARGON2_FRACTION_TARGET = 0.85  # row f: of the argon2id ceiling x cores
 SCALING_TARGET = 1.7  # rows c, e: 2 workers / 1 worker
 LOAD_BOUND_CPU = 0.85  # a load generator above this share of its core limits the figure
+HTTP_CEILING_ROWS = ("a", "b", "d")  # rows with neither a signature nor a hash
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,17 @@ def measure_floor(side: Side, load: Load) -> dict:
     return _wrk_twice(f"{side.base_url}/healthz", load, script=None)
 
 
+def measure_http_ceiling(base_url: str, load: Load) -> dict:
+    """Row a's request and load against ``bench/hello.py``: the most gunicorn's HTTP layer
+    answers on these workers, with no application behind it."""
+    return _wrk_twice(f"{base_url}{DISCOVERY_PATH}", load, script=None)
+
+
 def measure(row: str, side: Side, load: Load) -> dict:
     """req/s (round trips/s for e and f), p50 and p99 in ms, errors, load CPU share."""
     base = side.base_url
     if row == "a":
-        return _wrk_twice(f"{base}/.well-known/openid-configuration", load, script=None)
+        return _wrk_twice(f"{base}{DISCOVERY_PATH}", load, script=None)
     if row == "b":
         return _wrk_twice(f"{base}/.well-known/jwks.json", load, script=None)
     if row == "c":

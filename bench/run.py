@@ -1,12 +1,13 @@
 """``python -m bench``: login_site against oidc-provider on loopback, in one run.
 
-First the ceilings (RSA-2048 signatures/s and argon2id verifications/s on one server core),
-then every server at once, each idle but the one under load: login_site on PostgreSQL (+ Redis)
-with gunicorn (workers = server cores), the peer, login_site on SQLite (the default), and
-login_site with 1 and 2 workers for the scaling rows. Row by row, each server is measured in
-turn, so drift on a shared machine hits all of them alike. Servers are pinned to the server
-cores and load generators to the others. The table goes to stdout and to
-``bench/results/<timestamp>.md``.
+First the ceilings: RSA-2048 signatures/s and argon2id verifications/s on one server core,
+and the HTTP server ceiling (gunicorn as login_site runs it, serving a fixed JSON body from a
+bare WSGI app). Then every server at once, each idle but the one under load: login_site on
+PostgreSQL (+ Redis) with gunicorn (workers = server cores), the peer, login_site on SQLite
+(the default), and login_site with 1 and 2 workers for the scaling rows. Row by row, each
+server is measured in turn, so drift on a shared machine hits all of them alike. Servers are
+pinned to the server cores and load generators to the others. The ceilings are measured again
+at the end. The table goes to stdout and to ``bench/results/<timestamp>.md``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ from bench import tools
 from bench.fixture import BENCH_DIR
 from bench.fixture import Side
 from bench.fixture import side
+from bench.hello import BODY
 from bench.rows import ROWS
 from bench.rows import Load
 from bench.rows import measure
 from bench.rows import measure_floor
+from bench.rows import measure_http_ceiling
 from bench.rows import run_module
 from bench.servers import LoginSite
 from bench.servers import Peer
 from bench.servers import free_port
+from bench.servers import hello
 from bench.servers import postgresql_database
 from bench.servers import sqlite_url
 from bench.servers import workdir
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The ceilings at the start and at the end; the table uses their mean.
     results["ceilings_measured"] = ceilings(server_cpus, args.ceiling_seconds)
+    results["http_ceiling"] = {"body_bytes": len(BODY), "runs": []}
+    http_ceiling(server_cpus, workers, load, results)
 
     scaling_plan = [] if args.skip_scaling else plan_scaling(workers, server_cpus, load)
     results["scaling"]["shared_cores"] = any(shared for _, _, _, shared in scaling_plan)
@@ -198,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for kind, rate in ceilings(server_cpus, args.ceiling_seconds).items():
         results["ceilings_measured"][kind].append(rate[0])
+    http_ceiling(server_cpus, workers, load, results)
     results["ceilings"] = {
         kind: sum(rates) / len(rates) for kind, rates in results["ceilings_measured"].items()
     }
@@ -258,6 +265,20 @@ def ceilings(server_cpus: list[int], seconds: float) -> dict[str, list[float]]:
         ]
         for kind in ("rsa", "argon2")
     }
+
+
+def http_ceiling(server_cpus: list[int], workers: int, load: Load, results: dict) -> None:
+    """``bench/hello.py`` under gunicorn with login_site's settings, workers and cores, loaded
+    as row a: what gunicorn's HTTP layer answers with no application behind it."""
+    log(f"HTTP server ceiling: gunicorn -w {workers} bench.hello:app")
+    with workdir() as tmp:
+        server = hello(free_port(), workers, server_cpus, tmp)
+        try:
+            figures = measure_http_ceiling(f"http://{server.host}", load)
+        finally:
+            server.stop()
+    results["http_ceiling"]["runs"].append(figures)
+    results["ceilings_measured"].setdefault("http", []).append(figures["rate"])
 
 
 def plan_scaling(workers: int, server_cpus: list[int], load: Load):

@@ -187,7 +187,7 @@ class LoginSite:
             )
 
     def start(self, port: int, workers: int, cpus: list[int] | None) -> Gunicorn:
-        server = Gunicorn(self, port, workers, cpus)
+        server = Gunicorn(self.env, self.workdir, port, workers, cpus)
         self.servers.append(server)
         return server
 
@@ -197,16 +197,28 @@ class LoginSite:
 
 
 class Gunicorn:
-    def __init__(self, site: LoginSite, port: int, workers: int, cpus: list[int] | None):
+    """``gunicorn -w N APP`` from the repository root, so that it reads ``gunicorn.conf.py``
+    there: login_site's ``wsgi:app``, or ``bench.hello:app`` for the HTTP server ceiling."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        port: int,
+        workers: int,
+        cpus: list[int] | None,
+        *,
+        app: str = "wsgi:app",
+    ):
         self.port, self.workers, self.cpus = port, workers, cpus
         self.host = f"127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.host, "wsgi:app"]
-        log = site.workdir / f"gunicorn-{port}.log"
-        self.server: Process | None = Process(pinned(cpus, argv), site.env, REPO, log)
+        argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", self.host, app]
+        log = workdir / f"gunicorn-{port}.log"
+        self.server: Process | None = Process(pinned(cpus, argv), env, REPO, log)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        wait_http(
-            f"http://{self.host}/.well-known/openid-configuration", self.host, deadline, self.server
-        )
+        # bench.hello:app answers every path with its document, so one readiness URL serves both.
+        url = f"http://{self.host}/.well-known/openid-configuration"
+        wait_http(url, self.host, deadline, self.server)
         while len(self.worker_pids()) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
 
@@ -220,6 +232,11 @@ class Gunicorn:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+
+def hello(port: int, workers: int, cpus: list[int] | None, workdir: Path) -> Gunicorn:
+    """The HTTP server ceiling (``bench/hello.py``) under the same gunicorn as login_site."""
+    return Gunicorn(dict(os.environ), workdir, port, workers, cpus, app="bench.hello:app")
 
 
 # --- the peer ---------------------------------------------------------------------------------
