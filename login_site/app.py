@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from login_site import config_cache
 from login_site import db
 from login_site import events
 from login_site import i18n
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     mail.init_app(app)
     tenancy.init_app(app)
+    config_cache.init_app(app)
     cors.init_app(app)
     i18n.init_app(app)
     headers.init_app(app)

@@ -19,6 +19,7 @@ from flask import request
 from sqlalchemy import select
 from sqlalchemy import update
 
+from login_site import config_cache
 from login_site.api import body
 from login_site.connections import passwordless
 from login_site.connections.base import LoginFailed
@@ -75,11 +76,7 @@ def authenticate():
     if mode is None:
         return _error("unsupported_credential_type", "Unknown credential type parameter.", 400)
     db, tenant = get_db(), current_tenant()
-    client = db.execute(
-        select(Client).where(
-            Client.tenant_id == tenant.id, Client.client_id == str(data["client_id"])
-        )
-    ).scalar_one_or_none()
+    client = config_cache.client(db, tenant, str(data["client_id"]))
     if client is None:
         return _error("invalid_request", "Unknown client.", 400)
     g.cors_client_pk = client.id

@@ -18,6 +18,7 @@ from flask import jsonify
 from sqlalchemy import select
 
 from login_site import accounts
+from login_site import config_cache
 from login_site import mail
 from login_site import tickets
 from login_site.api import body
@@ -85,9 +86,7 @@ def _client_and_connection(data: dict[str, Any]) -> tuple[Client, Connection]:
     )
     if not client_id:
         raise ApiError("invalid_body", "Missing required property: client_id")
-    client = db.execute(
-        select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
-    ).scalar_one_or_none()
+    client = config_cache.client(db, tenant, client_id)
     if client is None:
         raise ApiError("bad.client_id", "Unknown client.")
     g.cors_client_pk = client.id

@@ -16,9 +16,9 @@ from flask import Blueprint
 from flask import Response
 from flask import abort
 from flask import send_file
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from login_site import config_cache
 from login_site import passwords
 from login_site.db import get_db
 from login_site.login import pages
@@ -65,9 +65,7 @@ def widget_file(name: str):
 @bp.get("/client/<client_id>.js")
 def client_script(client_id: str):
     db, tenant = get_db(), current_tenant()
-    client = db.execute(
-        select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
-    ).scalar_one_or_none()
+    client = config_cache.client(db, tenant, client_id)
     headers = {"Content-Type": CLIENT_SCRIPT_TYPE, "Cache-Control": "no-cache"}
     if client is None:
         return Response("/* unknown client */\n", 404, headers)

@@ -44,11 +44,11 @@ from flask import request
 from flask import url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import validate_csrf
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
 from login_site import accounts
+from login_site import config_cache
 from login_site import mail
 from login_site import otp
 from login_site import sms
@@ -142,15 +142,7 @@ def _client(data: dict[str, Any]) -> Client:
     client_id = data.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise ApiError("bad.client_id", "Missing required property: client_id")
-    client = (
-        get_db()
-        .execute(
-            select(Client).where(
-                Client.tenant_id == current_tenant().id, Client.client_id == client_id[:128]
-            )
-        )
-        .scalar_one_or_none()
-    )
+    client = config_cache.client(get_db(), current_tenant(), client_id[:128])
     if client is None:
         raise ApiError("bad.client_id", "Unknown client.")
     g.cors_client_pk = client.id

@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
+from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -27,6 +28,9 @@ class Tenant(Base):
     # branding {logo_url, colors.primary}, signing_keys.
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped in the same transaction as every change to this tenant's clients, APIs or client
+    # grants: the stored version that keys each worker's copy of them (config_cache.py).
+    config_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     hosts: Mapped[list[TenantHost]] = relationship(
         back_populates="tenant", cascade="all, delete-orphan", order_by="TenantHost.host"

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from login_site import config_cache
 from login_site.connections.base import get_strategy
 from login_site.db import utcnow
 from login_site.errors import AccessDenied
@@ -185,9 +186,7 @@ def check_client(db: Session, tenant: Tenant, args: MultiDict) -> Client:
     client_id = _single(args, "client_id")
     if not client_id:
         raise PageError(N_("Invalid request"), N_("The request has no client_id."))
-    client = db.execute(
-        select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
-    ).scalar_one_or_none()
+    client = config_cache.client(db, tenant, client_id)
     if client is None:
         raise PageError(
             N_("Unknown application"),
@@ -312,11 +311,7 @@ def check_audience(
     audience = args.get("audience") or tenant.setting("default_audience")
     if not audience:
         return None, None
-    api = db.execute(
-        select(ResourceServer).where(
-            ResourceServer.tenant_id == tenant.id, ResourceServer.identifier == audience
-        )
-    ).scalar_one_or_none()
+    api = config_cache.api(db, tenant, audience)
     if api is None:
         raise AccessDenied(f"Service not found: {audience[:200]}")
     return audience, api

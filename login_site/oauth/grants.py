@@ -17,6 +17,7 @@ from flask import request as flask_request
 from sqlalchemy import select
 from sqlalchemy import update
 
+from login_site import config_cache
 from login_site.connections.base import LoginFailed
 from login_site.connections.database import authenticate as database_authenticate
 from login_site.db import get_db
@@ -25,7 +26,6 @@ from login_site.db import utcnow
 from login_site.errors import TooManyAttempts
 from login_site.models import AccessToken
 from login_site.models import AuthorizationCode
-from login_site.models import ClientGrant
 from login_site.models import Connection
 from login_site.models import ResourceServer
 from login_site.models import User
@@ -270,15 +270,7 @@ def _audience(form) -> str | None:
 
 
 def _api(audience: str) -> ResourceServer | None:
-    return (
-        get_db()
-        .execute(
-            select(ResourceServer).where(
-                ResourceServer.tenant_id == g.tenant.id, ResourceServer.identifier == audience
-            )
-        )
-        .scalar_one_or_none()
-    )
+    return config_cache.api(get_db(), g.tenant, audience)
 
 
 class ClientCredentialsGrant(grants.BaseGrant, grants.TokenEndpointMixin):
@@ -293,17 +285,7 @@ class ClientCredentialsGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         audience = _audience(self.request.form)
         if not audience:
             raise InvalidRequestError("Missing 'audience' in request and no default audience.")
-        grant = (
-            get_db()
-            .execute(
-                select(ClientGrant).where(
-                    ClientGrant.tenant_id == g.tenant.id,
-                    ClientGrant.client_pk == client.model.id,
-                    ClientGrant.audience == audience,
-                )
-            )
-            .scalar_one_or_none()
-        )
+        grant = config_cache.client_grant(get_db(), g.tenant, client.model, audience)
         api = _api(audience) if grant is not None else None
         if api is None:
             raise AccessDeniedError(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from login_site import config_cache
 from login_site.errors import PageError
 from login_site.i18n import N_
 from login_site.models import Client
@@ -25,9 +25,7 @@ from login_site.oauth.authorize import add_query
 def find_client(db: Session, tenant: Tenant, client_id: str | None) -> Client | None:
     if not client_id:
         return None
-    return db.execute(
-        select(Client).where(Client.tenant_id == tenant.id, Client.client_id == client_id)
-    ).scalar_one_or_none()
+    return config_cache.client(db, tenant, client_id)
 
 
 def v2_return_to(

@@ -27,8 +27,8 @@ from flask import Response
 from flask import current_app
 from flask import g
 from flask import request as flask_request
-from sqlalchemy import select
 
+from login_site import config_cache
 from login_site.db import get_db
 from login_site.errors import safe_description
 from login_site.events import event
@@ -197,13 +197,7 @@ class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id):
         if not client_id:
             return None
-        client = (
-            get_db()
-            .execute(
-                select(Client).where(Client.tenant_id == g.tenant.id, Client.client_id == client_id)
-            )
-            .scalar_one_or_none()
-        )
+        client = config_cache.client(get_db(), g.tenant, client_id)
         return ClientAdapter(client) if client else None
 
     def save_token(self, token, request):

@@ -15,6 +15,7 @@ from flask import g
 from flask import request
 from sqlalchemy import select
 
+from login_site import config_cache
 from login_site.db import get_db
 from login_site.models import Client
 from login_site.oauth.authorize import origin_of
@@ -52,15 +53,7 @@ def _allowed_for_request(origin: str) -> bool:
     if g.get("cors_client_pk"):
         client = get_db().get(Client, g.cors_client_pk)
     elif g.get("cors_client_id"):
-        client = (
-            get_db()
-            .execute(
-                select(Client).where(
-                    Client.tenant_id == tenant.id, Client.client_id == g.cors_client_id
-                )
-            )
-            .scalar_one_or_none()
-        )
+        client = config_cache.client(get_db(), tenant, g.cors_client_id)
     if client is not None and client.tenant_id == tenant.id:
         return origin in client_origins(client)
     return origin in tenant_origins(tenant.id)

@@ -1,0 +1,169 @@
+"""Clients, APIs and client grants as each worker last read them, keyed by the stored
+``tenants.config_version`` (STYLE: a local cache only when keyed by a stored version).
+
+Every token request and every ``/authorize`` needs its client, most need an API and
+``client_credentials`` a client grant. Those rows are configuration: they change when an
+admin edits them, not per request. Each change to a tenant's clients, APIs or client grants
+bumps its ``config_version`` in the same transaction (the listeners below, for ORM flushes and
+bulk statements alike), so an entry read under an older version is never served again. The
+version itself is read with the tenant, through the tenant cache (at most
+``TENANT_CACHE_SECONDS`` late on the other workers; at once on the worker that wrote it):
+docs/architecture.md, Performance.
+
+Callers get a fresh detached instance per lookup, built from the cached column values (JSON
+columns decoded anew), so no request can change what another one sees. The instances are
+read-only snapshots: code that edits a client loads it with its own query. Misses are not
+cached (an unknown ``client_id`` costs its query every time) and the cache holds at most
+``MAX_ENTRIES`` rows, so arbitrary ids cannot grow it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from itertools import chain
+from typing import Any
+
+from flask import Flask
+from flask import current_app
+from sqlalchemy import JSON
+from sqlalchemy import bindparam
+from sqlalchemy import event
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import make_transient_to_detached
+
+from login_site.models import Client
+from login_site.models import ClientGrant
+from login_site.models import ResourceServer
+from login_site.models import Tenant
+
+EXTENSION = "login_site.config_cache"
+MAX_ENTRIES = 4096
+_WATCHED = (Client, ResourceServer, ClientGrant)
+_WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED)
+
+_CLIENT = select(Client).where(
+    Client.tenant_id == bindparam("tenant_id"), Client.client_id == bindparam("key")
+)
+_API = select(ResourceServer).where(
+    ResourceServer.tenant_id == bindparam("tenant_id"),
+    ResourceServer.identifier == bindparam("key"),
+)
+_GRANT = select(ClientGrant).where(
+    ClientGrant.tenant_id == bindparam("tenant_id"),
+    ClientGrant.client_pk == bindparam("client_pk"),
+    ClientGrant.audience == bindparam("key"),
+)
+
+
+class _Snapshot:
+    """One row's column values: plain ones as they are, JSON ones as text."""
+
+    __slots__ = ("cls", "plain", "encoded")
+
+    def __init__(self, row: Any):
+        mapper = type(row).__mapper__
+        self.cls = type(row)
+        self.plain = {}
+        encoded = {}
+        for attr in mapper.column_attrs:
+            value = getattr(row, attr.key)
+            if isinstance(attr.columns[0].type, JSON):
+                encoded[attr.key] = value
+            else:
+                self.plain[attr.key] = value
+        self.encoded = json.dumps(encoded)
+
+    def instance(self) -> Any:
+        obj = self.cls(**self.plain, **json.loads(self.encoded))
+        make_transient_to_detached(obj)
+        return obj
+
+
+class ConfigCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES):
+        self.max_entries = max_entries
+        self._entries: dict[tuple, tuple[int, _Snapshot]] = {}
+
+    def get(self, db: Session, tenant: Tenant, statement, key: tuple, params: dict) -> Any:
+        version = tenant.config_version
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == version:
+            return entry[1].instance()
+        row = db.execute(statement, {"tenant_id": tenant.id, **params}).scalar_one_or_none()
+        if row is None:
+            return None
+        if len(self._entries) >= self.max_entries:
+            self._entries = {}
+        snapshot = _Snapshot(row)
+        self._entries[key] = (version, snapshot)
+        return snapshot.instance()
+
+    def clear(self) -> None:
+        self._entries = {}
+
+
+def _cache() -> ConfigCache:
+    return current_app.extensions[EXTENSION]
+
+
+def client(db: Session, tenant: Tenant, client_id: str) -> Client | None:
+    """The tenant's application with this ``client_id``, or None."""
+    return _cache().get(db, tenant, _CLIENT, ("client", tenant.id, client_id), {"key": client_id})
+
+
+def api(db: Session, tenant: Tenant, identifier: str) -> ResourceServer | None:
+    """The tenant's API (resource server) with this identifier (audience), or None."""
+    return _cache().get(db, tenant, _API, ("api", tenant.id, identifier), {"key": identifier})
+
+
+def client_grant(db: Session, tenant: Tenant, client: Client, audience: str) -> ClientGrant | None:
+    """The client grant of ``client`` for the API ``audience``, or None."""
+    return _cache().get(
+        db,
+        tenant,
+        _GRANT,
+        ("grant", tenant.id, client.id, audience),
+        {"key": audience, "client_pk": client.id},
+    )
+
+
+def _bump(session: Session, tenant_ids: set[str] | None) -> None:
+    """``config_version + 1`` for these tenants (all of them when None), in the session's
+    transaction. An ORM statement, so the tenant cache forgets them too (tenancy.py)."""
+    statement = update(Tenant).values(config_version=Tenant.config_version + 1)
+    if tenant_ids is not None:
+        statement = statement.where(Tenant.id.in_(sorted(tenant_ids)))
+    session.execute(statement, execution_options={"synchronize_session": False})
+
+
+def _bump_on_flush(session: Session, _flush_context) -> None:
+    tenant_ids = {
+        obj.tenant_id
+        for obj in chain(session.new, session.dirty, session.deleted)
+        if isinstance(obj, _WATCHED) and obj.tenant_id
+    }
+    if tenant_ids:
+        _bump(session, tenant_ids)
+
+
+def _bump_on_statement() -> Callable:
+    def bump(state) -> None:
+        if state.is_select:
+            return
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _WATCHED_TABLES:
+            # A bulk insert/update/delete names no single tenant: every tenant's copies go.
+            _bump(state.session, None)
+
+    return bump
+
+
+def init_app(app: Flask) -> None:
+    """After ``db.init_app`` and ``tenancy.init_app``."""
+    app.extensions[EXTENSION] = ConfigCache()
+    maker = app.extensions["login_site.sessionmaker"]
+    event.listen(maker, "after_flush", _bump_on_flush)
+    event.listen(maker, "do_orm_execute", _bump_on_statement())
