@@ -77,7 +77,11 @@ class _Snapshot:
         self.encoded = json.dumps(encoded)
 
     def instance(self) -> Any:
-        obj = self.cls(**self.plain, **json.loads(self.encoded))
+        """A detached instance, as if loaded by a query: values go straight into its dict, as
+        the ORM's loader puts them (a third of the cost of the constructor's events)."""
+        obj = self.cls._sa_class_manager.new_instance()
+        obj.__dict__.update(self.plain)
+        obj.__dict__.update(json.loads(self.encoded))
         make_transient_to_detached(obj)
         return obj
 
