@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -18,6 +19,9 @@ from login_site.security.secrets import sha256_hex
 
 # last_seen_at is written at most this often, to keep reads cheap.
 TOUCH_INTERVAL = timedelta(minutes=5)
+
+# Built once (docs/architecture.md, Prebuilt statements): every /authorize with a cookie reads it.
+_BY_ID_HASH = select(LoginSession).where(LoginSession.id_hash == bindparam("id_hash"))
 
 
 def lifetimes(tenant: Tenant, config) -> tuple[timedelta, timedelta]:
@@ -59,9 +63,7 @@ def load(db: Session, tenant: Tenant, raw: str | None, config) -> LoginSession |
     """The live session for this cookie value on this tenant, else ``None``."""
     if not raw:
         return None
-    record = db.execute(
-        select(LoginSession).where(LoginSession.id_hash == sha256_hex(raw))
-    ).scalar_one_or_none()
+    record = db.execute(_BY_ID_HASH, {"id_hash": sha256_hex(raw)}).scalar_one_or_none()
     if record is None or record.tenant_id != tenant.id or record.revoked_at is not None:
         return None
     now = utcnow()

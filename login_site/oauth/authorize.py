@@ -386,6 +386,9 @@ def parse(db: Session, tenant: Tenant, args: MultiDict, issuer: str) -> Authoriz
 
 # --- codes and responses ----------------------------------------------------------------
 
+# A Core insert, built once: no ORM object to build and flush for a row nobody reads back.
+_INSERT_CODE = AuthorizationCode.__table__.insert()
+
 
 def issue_code(
     db: Session,
@@ -399,23 +402,24 @@ def issue_code(
 ) -> str:
     code = new_secret()
     now = utcnow()
-    db.add(
-        AuthorizationCode(
-            code_hash=sha256_hex(code),
-            tenant_id=tenant.id,
-            client_pk=areq.client.id,
-            user_pk=user_pk,
-            session_sid=session_sid,
-            redirect_uri=areq.target.redirect_uri,
-            scope=areq.scope,
-            audience=areq.audience,
-            nonce=areq.nonce,
-            code_challenge=areq.code_challenge,
-            code_challenge_method=areq.code_challenge_method,
-            auth_time=auth_time,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl_seconds),
-        )
+    db.execute(
+        _INSERT_CODE,
+        {
+            "code_hash": sha256_hex(code),
+            "tenant_id": tenant.id,
+            "client_pk": areq.client.id,
+            "user_pk": user_pk,
+            "session_sid": session_sid,
+            "redirect_uri": areq.target.redirect_uri,
+            "scope": areq.scope,
+            "audience": areq.audience,
+            "nonce": areq.nonce,
+            "code_challenge": areq.code_challenge,
+            "code_challenge_method": areq.code_challenge_method,
+            "auth_time": auth_time,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=ttl_seconds),
+        },
     )
     return code
 

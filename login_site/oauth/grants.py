@@ -11,9 +11,12 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import current_app
 from flask import g
 from flask import request as flask_request
+from sqlalchemy import Row
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -31,6 +34,7 @@ from login_site.models import ResourceServer
 from login_site.models import User
 from login_site.oauth import refresh
 from login_site.oauth import tokens
+from login_site.security.secrets import same
 from login_site.security.secrets import sha256_hex
 from login_site.tenancy import issuer
 from login_site.vault import keyring
@@ -75,7 +79,7 @@ def _maybe_refresh(client, user, scope, audience, sid, auth_time) -> tuple[str |
     """A new refresh-token family when offline access was granted, else (None, None)."""
     if not refresh.allowed(get_db(), g.tenant, client.model, scope, audience):
         return None, None
-    raw, row = refresh.issue(
+    return refresh.issue(
         get_db(),
         g.tenant,
         client.model,
@@ -85,12 +89,77 @@ def _maybe_refresh(client, user, scope, audience, sid, auth_time) -> tuple[str |
         sid=sid,
         auth_time=auth_time,
     )
-    return raw, row.family_id
+
+
+# Spending a code (docs/architecture.md, Prebuilt statements: built once). One conditional
+# UPDATE decides between parallel redemptions; the row lock it takes makes a concurrent
+# replay wait until the winner's tokens are committed, so the replay revokes them.
+_CODES = AuthorizationCode.__table__
+_USERS = User.__table__
+_CODE_COLUMNS = (
+    _CODES.c.code_hash,
+    _CODES.c.user_pk,
+    _CODES.c.session_sid,
+    _CODES.c.redirect_uri,
+    _CODES.c.scope,
+    _CODES.c.audience,
+    _CODES.c.nonce,
+    _CODES.c.code_challenge,
+    _CODES.c.code_challenge_method,
+    _CODES.c.auth_time,
+)
+# What the token response needs of the user (tokens.Issue takes such a row).
+_USER_COLUMNS = (
+    _USERS.c.id,
+    _USERS.c.blocked,
+    *(_USERS.c[name] for name in tokens.USER_CLAIM_COLUMNS),
+)
+_SPEND = (
+    update(_CODES)
+    .where(
+        _CODES.c.code_hash == bindparam("hash"),
+        _CODES.c.tenant_id == bindparam("tenant"),
+        _CODES.c.client_pk == bindparam("client"),
+        _CODES.c.used_at.is_(None),
+        _CODES.c.expires_at > bindparam("now"),
+    )
+    .values(used_at=bindparam("now"))
+)
+# PostgreSQL: spend the code and read it with its user in one statement (UPDATE ... FROM).
+_SPEND_WITH_USER = _SPEND.where(
+    _USERS.c.id == _CODES.c.user_pk, _USERS.c.tenant_id == _CODES.c.tenant_id
+).returning(*_CODE_COLUMNS, *_USER_COLUMNS)
+# SQLite's RETURNING cannot name a joined table: the code, then its user.
+_SPEND_RETURNING = _SPEND.returning(*_CODE_COLUMNS)
+_CODE = select(*_CODE_COLUMNS).where(_CODES.c.code_hash == bindparam("hash"))
+_USER = select(*_USER_COLUMNS).where(
+    _USERS.c.id == bindparam("pk"), _USERS.c.tenant_id == bindparam("tenant")
+)
+
+
+def _spend_code(db, params: dict) -> tuple[Row | None, Row | None]:
+    """(code, its user) if this request spent the code, else (None, None). Not committed:
+    the caller commits the spend with the tokens it produced, or alone on failure."""
+    if db.get_bind().dialect.name == "postgresql":
+        row = db.execute(_SPEND_WITH_USER, params).one_or_none()
+        return row, row
+    if returns_updated_rows(db):
+        row = db.execute(_SPEND_RETURNING, params).one_or_none()
+    else:
+        row = db.execute(_CODE, params).one() if db.execute(_SPEND, params).rowcount else None
+    if row is None:
+        return None, None
+    user = db.execute(_USER, {"pk": row.user_pk, "tenant": params["tenant"]})
+    return row, user.one_or_none()
 
 
 class CodeAdapter:
-    def __init__(self, row: AuthorizationCode):
+    """authlib's view of a spent code (``row``) and its user (``user``: a row with
+    ``_USER_COLUMNS``, None if the user is gone)."""
+
+    def __init__(self, row: Row, user: Row | None):
         self.row = row
+        self.user = user
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
 
@@ -103,55 +172,52 @@ class CodeAdapter:
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    spent: CodeAdapter | None = None  # the code this request spent (one grant per request)
 
     def save_authorization_code(self, code, request):  # pragma: no cover - we issue codes
         raise NotImplementedError("codes are issued by login_site.oauth.authorize")
 
+    def validate_token_request(self):
+        try:
+            super().validate_token_request()  # with the hooks (StrictCodeChallenge)
+        except OAuth2Error:
+            if self.spent is not None:  # a wrong redirect_uri or verifier spends the code too
+                get_db().commit()
+            raise
+
     def query_authorization_code(self, code, client):
-        """Spend the code with one conditional UPDATE: only one request can win. Where the
-        database has RETURNING, that UPDATE also reads the code."""
+        """Spend the code with one conditional UPDATE: only one request can win. That
+        UPDATE also reads the code (RETURNING), and its user where the database can."""
         db = get_db()
         code_hash = sha256_hex(code)
-        now = utcnow()
-        spend = (
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == code_hash,
-                AuthorizationCode.tenant_id == g.tenant.id,
-                AuthorizationCode.client_pk == client.model.id,
-                AuthorizationCode.used_at.is_(None),
-                AuthorizationCode.expires_at > now,
-            )
-            .values(used_at=now)
-        )
-        if returns_updated_rows(db):
-            won = db.execute(spend.returning(AuthorizationCode)).scalar_one_or_none()
-            db.commit()
-        else:
-            spent = db.execute(spend)
-            db.commit()
-            won = db.get(AuthorizationCode, code_hash) if spent.rowcount == 1 else None
-        if won is not None:
-            return CodeAdapter(won)
-        row = db.get(AuthorizationCode, code_hash)
-        if row is not None and row.used_at is not None and row.client_pk == client.model.id:
+        params = {
+            "hash": code_hash,
+            "tenant": g.tenant.id,
+            "client": client.model.id,
+            "now": utcnow(),
+        }
+        row, user = _spend_code(db, params)
+        if row is not None:
+            self.spent = CodeAdapter(row, user)
+            return self.spent
+        found = db.get(AuthorizationCode, code_hash)
+        if found is not None and found.used_at is not None and found.client_pk == client.model.id:
             revoke_code_products(db, code_hash)
-            db.commit()
+        db.commit()
         return None
 
     def delete_authorization_code(self, authorization_code):
         """Already spent in :meth:`query_authorization_code`."""
 
     def authenticate_user(self, authorization_code):
-        user = get_db().get(User, authorization_code.row.user_pk)
-        if user is None or user.blocked or user.tenant_id != g.tenant.id:
-            return None
-        return user
+        user = authorization_code.user
+        return None if user is None or user.blocked else user
 
     def create_token_response(self):
         code = self.request.authorization_code.row
         user = self.authenticate_user(self.request.authorization_code)
         if user is None:
+            get_db().commit()  # the code stays spent
             raise InvalidCodeGrantError()
         self.request.user = user
         client = self.request.client
@@ -190,10 +256,16 @@ def revoke_code_products(db, code_hash: str) -> None:
     )
 
 
+def _s256_matches(verifier: str, challenge: str) -> bool:
+    """RFC 7636 §4.6, compared in constant time (authlib's comparison uses ``==``)."""
+    return same(create_s256_code_challenge(verifier), challenge)
+
+
 class StrictCodeChallenge(CodeChallenge):
     """S256 only; a verifier for a code issued without a challenge is an invalid grant."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {"S256": _s256_matches}
 
     def validate_code_verifier(self, grant, result):
         verifier = grant.request.form.get("code_verifier")
@@ -215,52 +287,34 @@ class RefreshTokenGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         raw = self.request.form.get("refresh_token")
         if not raw:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
-        row = refresh.find(get_db(), g.tenant, client.model, raw)
-        if row is None and not refresh.settings(client.model).rotating:
-            raise InvalidGrantError(refresh.INVALID)
-        requested = self.request.form.get("scope")
-        if row is not None and requested:
-            if not set(requested.split()) <= set(row.scope.split()):
-                raise InvalidScopeError("The requested scope exceeds the granted scope.")
         self.request.client = client
         self.request.refresh_token = raw
 
     def create_token_response(self):
+        """The token is spent first (with its user read and its successor written in the
+        same round trip where the database allows); a refusal after that rolls the spend
+        back, except for a blocked user, whose family is revoked."""
         client = self.request.client
         db = get_db()
-        row, rotate = refresh.redeem(db, g.tenant, client.model, self.request.refresh_token)
-        user = db.get(User, row.user_pk)
-        if user is None:
-            raise InvalidGrantError(refresh.INVALID)
-        if user.blocked:
-            refresh.revoke_family(db, row.family_id)
+        token, new_raw = refresh.redeem(db, g.tenant, client.model, self.request.refresh_token)
+        if token.blocked:
+            refresh.revoke_family(db, token.family_id)
             db.commit()
             raise InvalidGrantError("user is blocked")
-        scope = self.request.form.get("scope") or row.scope
-        if not set(scope.split()) <= set(row.scope.split()):
+        scope = self.request.form.get("scope") or token.scope
+        if not set(scope.split()) <= set(token.scope.split()):
+            db.rollback()  # the token stays unspent
             raise InvalidScopeError("The requested scope exceeds the granted scope.")
-        new_raw = None
-        if rotate:
-            new_raw, _ = refresh.issue(
-                db,
-                g.tenant,
-                client.model,
-                user,
-                scope=row.scope,
-                audience=row.audience,
-                sid=row.session_sid,
-                auth_time=row.auth_time,
-                family_id=row.family_id,
-                expires_at=row.expires_at,
-            )
+        api = _api(token.audience) if token.audience else None  # cached (config_cache)
         issue = tokens.Issue(
             client=client.model,
-            user=user,
+            user=token,  # the token's row carries its user's id and claim columns
             scope=scope,
-            audience=row.audience,
-            auth_time=row.auth_time,
-            sid=row.session_sid,
-            refresh_family=row.family_id,
+            audience=token.audience,
+            auth_time=token.auth_time,
+            sid=token.session_sid,
+            refresh_family=token.family_id,
+            token_lifetime=api.token_lifetime if api else None,
         )
         return _respond(self, issue, new_raw)
 

@@ -13,19 +13,26 @@ from datetime import datetime
 from datetime import timedelta
 
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from sqlalchemy import ColumnElement
+from sqlalchemy import FromClause
+from sqlalchemy import Insert
+from sqlalchemy import Row
+from sqlalchemy import bindparam
+from sqlalchemy import insert
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from login_site.db import returns_updated_rows
+from login_site import config_cache
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
 from login_site.models import RefreshToken
-from login_site.models import ResourceServer
 from login_site.models import Tenant
 from login_site.models import User
 from login_site.models.ids import new_secret
+from login_site.oauth import tokens
 from login_site.security.secrets import sha256_hex
 
 DEFAULT_TOKEN_LIFETIME = 2_592_000  # 30 days, Auth0's default absolute lifetime
@@ -61,11 +68,7 @@ def allowed(db: Session, tenant: Tenant, client: Client, scope: str, audience: s
         return False
     if audience is None:
         return True
-    api = db.execute(
-        select(ResourceServer).where(
-            ResourceServer.tenant_id == tenant.id, ResourceServer.identifier == audience
-        )
-    ).scalar_one_or_none()
+    api = config_cache.api(db, tenant, audience)
     return bool(api and api.allow_offline_access)
 
 
@@ -79,98 +82,200 @@ def issue(
     audience: str | None,
     sid: str | None,
     auth_time: datetime,
-    family_id: str | None = None,
-    expires_at: datetime | None = None,
-) -> tuple[str, RefreshToken]:
+) -> tuple[str, str]:
+    """A new family's first token: (the token, its family id). Written at once, not at the
+    next flush."""
     conf = settings(client)
     now = utcnow()
-    raw = new_secret()
-    row = RefreshToken(
-        token_hash=sha256_hex(raw),
-        family_id=family_id or new_secret(16),
-        tenant_id=tenant.id,
-        client_pk=client.id,
-        user_pk=user.id,
-        scope=scope,
-        audience=audience,
-        session_sid=sid,
-        auth_time=auth_time,
-        created_at=now,
-        expires_at=expires_at or now + timedelta(seconds=conf.lifetime),
-        idle_expires_at=now + timedelta(seconds=conf.idle) if conf.idle else None,
+    raw, family_id = new_secret(), new_secret(16)
+    db.execute(
+        _INSERT,
+        {
+            "token_hash": sha256_hex(raw),
+            "family_id": family_id,
+            "tenant_id": tenant.id,
+            "client_pk": client.id,
+            "user_pk": user.id,
+            "scope": scope,
+            "audience": audience,
+            "session_sid": sid,
+            "auth_time": auth_time,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=conf.lifetime),
+            "idle_expires_at": _idle_expiry(conf, now),
+        },
     )
-    db.add(row)
-    return raw, row
+    return raw, family_id
 
 
-def _live(now: datetime):
+def _idle_expiry(conf: Settings, now: datetime) -> datetime | None:
+    return now + timedelta(seconds=conf.idle) if conf.idle else None
+
+
+# --- prebuilt statements (docs/architecture.md, Performance) ----------------------------------
+# Building a statement costs about as much CPU as running it, so the rotation path's are built
+# once, over the tables (no ORM objects: the answer needs plain values). Bind parameters in
+# UPDATE and INSERT statements may not share a column's name: hash, tenant, client, now,
+# new_hash, idle_until.
+
+_TOKENS = RefreshToken.__table__
+_USERS = User.__table__
+
+# What a redemption decides on and what the new tokens carry, with the user they are for:
+# ``id`` and the columns tokens.user_claims reads.
+_TOKEN_COLUMNS = (
+    "tenant_id",
+    "client_pk",
+    "user_pk",
+    "family_id",
+    "scope",
+    "audience",
+    "session_sid",
+    "auth_time",
+    "expires_at",
+    "idle_expires_at",
+    "used_at",
+    "revoked_at",
+)
+_USER_COLUMNS = ("id", "blocked", *tokens.USER_CLAIM_COLUMNS)
+# A rotated token keeps its predecessor's family, grant and absolute expiry.
+_INHERITED = (
+    "family_id",
+    "tenant_id",
+    "client_pk",
+    "user_pk",
+    "scope",
+    "audience",
+    "session_sid",
+    "auth_time",
+    "expires_at",
+)
+
+_INSERT = insert(_TOKENS)
+
+_SPEND = (
+    update(_TOKENS)
+    .where(
+        _TOKENS.c.token_hash == bindparam("hash"),
+        _TOKENS.c.tenant_id == bindparam("tenant"),
+        _TOKENS.c.client_pk == bindparam("client"),
+        _TOKENS.c.used_at.is_(None),
+        _TOKENS.c.revoked_at.is_(None),
+        _TOKENS.c.expires_at > bindparam("now"),
+        or_(_TOKENS.c.idle_expires_at.is_(None), _TOKENS.c.idle_expires_at > bindparam("now")),
+    )
+    .values(used_at=bindparam("now"))
+)
+
+_TOKEN_WITH_USER = (
+    select(*(_TOKENS.c[name] for name in _TOKEN_COLUMNS), *(_USERS.c[n] for n in _USER_COLUMNS))
+    .join_from(_TOKENS, _USERS, _USERS.c.id == _TOKENS.c.user_pk)
+    .where(_TOKENS.c.token_hash == bindparam("hash"))
+)
+
+_TOUCH = (
+    update(_TOKENS)
+    .where(_TOKENS.c.token_hash == bindparam("hash"))
+    .values(idle_expires_at=bindparam("idle_until"))
+)
+
+
+def _successor(source: FromClause, *where: ColumnElement[bool]) -> Insert:
+    """INSERT the token that replaces ``source``'s: a new hash and idle window, the rest
+    inherited."""
+    rows = select(
+        bindparam("new_hash", type_=_TOKENS.c.token_hash.type),
+        bindparam("now", type_=_TOKENS.c.created_at.type),
+        bindparam("idle_until", type_=_TOKENS.c.idle_expires_at.type),
+        *(source.c[name] for name in _INHERITED),
+    ).where(*where)
+    return insert(_TOKENS).from_select(
+        ["token_hash", "created_at", "idle_expires_at", *_INHERITED], rows
+    )
+
+
+_SUCCESSOR = _successor(_TOKENS, _TOKENS.c.token_hash == bindparam("hash"))
+
+# PostgreSQL: spend, insert the successor and read the user in one round trip (WITH may hold
+# data-modifying statements there, not on SQLite).
+_spent = _SPEND.returning(*(_TOKENS.c[name] for name in _TOKEN_COLUMNS)).cte("spent")
+_SPEND_AND_ROTATE = (
+    select(*(_spent.c[name] for name in _TOKEN_COLUMNS), *(_USERS.c[n] for n in _USER_COLUMNS))
+    .join_from(_spent, _USERS, _USERS.c.id == _spent.c.user_pk)
+    .add_cte(_successor(_spent).cte("successor"))
+)
+
+
+def _is_live(token: Row, tenant: Tenant, client: Client, now: datetime) -> bool:
+    """This client's, not revoked, within its absolute and idle lifetimes (``_SPEND``'s
+    conditions but ``used_at``)."""
     return (
-        RefreshToken.revoked_at.is_(None),
-        RefreshToken.expires_at > now,
-        (RefreshToken.idle_expires_at.is_(None)) | (RefreshToken.idle_expires_at > now),
+        token.tenant_id == tenant.id
+        and token.client_pk == client.id
+        and token.revoked_at is None
+        and token.expires_at > now
+        and (token.idle_expires_at is None or token.idle_expires_at > now)
     )
 
 
-def find(db: Session, tenant: Tenant, client: Client, raw: str) -> RefreshToken | None:
-    """The token if it is this client's and still live (read only)."""
-    row = db.get(RefreshToken, sha256_hex(raw))
-    now = utcnow()
-    if row is None or row.tenant_id != tenant.id or row.client_pk != client.id:
-        return None
-    if row.revoked_at is not None or row.expires_at <= now:
-        return None
-    if row.idle_expires_at is not None and row.idle_expires_at <= now:
-        return None
-    return row
+def find(db: Session, tenant: Tenant, client: Client, raw: str) -> Row | None:
+    """The token, with its user, if it is this client's and still live (read only)."""
+    token = db.execute(_TOKEN_WITH_USER, {"hash": sha256_hex(raw)}).one_or_none()
+    return token if token is not None and _is_live(token, tenant, client, utcnow()) else None
 
 
-def redeem(db: Session, tenant: Tenant, client: Client, raw: str) -> tuple[RefreshToken, bool]:
-    """Spend (rotating) or touch (non-rotating) a refresh token.
+def redeem(db: Session, tenant: Tenant, client: Client, raw: str) -> tuple[Row, str | None]:
+    """Spend (rotating) or touch (non-rotating) a refresh token: (the token with its user,
+    the refresh token that replaces it, if any).
 
-    Returns the row and whether a new refresh token must be issued. One conditional
-    UPDATE decides between parallel requests; a spent token presented again outside
-    the overlap window revokes its whole family.
+    One conditional UPDATE decides between parallel requests; a spent token presented again
+    outside the overlap window revokes its whole family (committed at once). The spend is not
+    committed here: the caller commits it with the tokens it issues, or rolls back and the
+    token is as it was.
     """
     conf = settings(client)
-    token_hash = sha256_hex(raw)
     now = utcnow()
-    base = (
-        RefreshToken.token_hash == token_hash,
-        RefreshToken.tenant_id == tenant.id,
-        RefreshToken.client_pk == client.id,
-        *_live(now),
-    )
+    params = {"hash": sha256_hex(raw), "tenant": tenant.id, "client": client.id, "now": now}
     if not conf.rotating:
-        row = find(db, tenant, client, raw)
-        if row is None:
+        token = find(db, tenant, client, raw)
+        if token is None:
             raise InvalidGrantError(INVALID)
         if conf.idle:
-            row.idle_expires_at = now + timedelta(seconds=conf.idle)
-            db.commit()
-        return row, False
-
-    spend = update(RefreshToken).where(*base, RefreshToken.used_at.is_(None)).values(used_at=now)
-    if returns_updated_rows(db):
-        won = db.execute(spend.returning(RefreshToken)).scalar_one_or_none()
-        db.commit()
+            db.execute(_TOUCH, {**params, "idle_until": _idle_expiry(conf, now)})
+        return token, None
+    new_raw = new_secret()
+    params.update(new_hash=sha256_hex(new_raw), idle_until=_idle_expiry(conf, now))
+    if db.get_bind().dialect.name == "postgresql":
+        token = db.execute(_SPEND_AND_ROTATE, params).one_or_none()
+    elif db.execute(_SPEND, params).rowcount == 1:
+        db.execute(_SUCCESSOR, params)
+        token = db.execute(_TOKEN_WITH_USER, params).one()
     else:
-        spent = db.execute(spend)
-        db.commit()
-        won = db.get(RefreshToken, token_hash) if spent.rowcount == 1 else None
-    if won is not None:
-        return won, True
-    row = db.get(RefreshToken, token_hash)
-    if row is None or row.tenant_id != tenant.id or row.client_pk != client.id:
+        token = None
+    if token is None:
+        token = _presented_again(db, conf, tenant, client, params)
+        db.execute(_SUCCESSOR, params)
+    return token, new_raw
+
+
+def _presented_again(
+    db: Session, conf: Settings, tenant: Tenant, client: Client, params: dict
+) -> Row:
+    """The token could not be spent. A token rotated less than ``leeway`` seconds ago is
+    honoured again (its successor may have been lost on the way); any other spent token
+    revokes its family (reuse detection)."""
+    token = db.execute(_TOKEN_WITH_USER, params).one_or_none()
+    if token is None or token.tenant_id != tenant.id or token.client_pk != client.id:
         raise InvalidGrantError(INVALID)
-    db.refresh(row)
-    if row.used_at is not None and row.revoked_at is None:
+    if token.used_at is not None and token.revoked_at is None:
+        now = params["now"]
         if (
             conf.leeway
-            and now - row.used_at <= timedelta(seconds=conf.leeway)
-            and row.expires_at > now
+            and now - token.used_at <= timedelta(seconds=conf.leeway)
+            and token.expires_at > now
         ):
-            return row, True
-        revoke_family(db, row.family_id)  # reuse detected
+            return token
+        revoke_family(db, token.family_id)  # reuse detected
         db.commit()
     raise InvalidGrantError(INVALID)
 

@@ -14,13 +14,12 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import Row
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from login_site import config_cache
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
-from login_site.models import ResourceServer
 from login_site.models import Tenant
 from login_site.models import User
 from login_site.models.ids import new_id
@@ -127,7 +126,7 @@ def id_token(
     *,
     issuer: str,
     client: Client,
-    user: User,
+    user: User | Row,
     scope: str,
     nonce: str | None,
     auth_time: int,
@@ -156,6 +155,10 @@ def id_token(
     return sign(db, tenant, ring, claims)
 
 
+# A Core insert, built once: no ORM object to build and flush for a row nobody reads back.
+_INSERT_ACCESS_TOKEN = AccessToken.__table__.insert()
+
+
 def issue_access_token(
     db: Session,
     tenant: Tenant,
@@ -163,7 +166,7 @@ def issue_access_token(
     *,
     issuer: str,
     client: Client,
-    user: User | None,
+    user: User | Row | None,
     scope: str,
     audience: str | None,
     lifetime: int,
@@ -172,36 +175,13 @@ def issue_access_token(
     refresh_family: str | None = None,
     store: bool = True,
 ) -> str:
-    """Opaque (stored hashed, valid at /userinfo) without an audience; a JWT for an API."""
+    """Opaque (stored hashed, valid at /userinfo) without an audience; a JWT for an API.
+    User tokens are recorded (userinfo, revocation); machine JWTs (``store=False``) are
+    stateless."""
     now = utcnow()
-    if not store and audience:  # machine JWTs are stateless: no row to build
-        return _api_jwt(
-            db,
-            tenant,
-            ring,
-            issuer=issuer,
-            client=client,
-            user=user,
-            scope=scope,
-            audience=audience,
-            lifetime=lifetime,
-            now=now,
-        )[0]
-    record = AccessToken(
-        tenant_id=tenant.id,
-        client_pk=client.id,
-        user_pk=user.id if user else None,
-        scope=scope,
-        audience=audience,
-        code_hash=code_hash,
-        issued_at=now,
-        expires_at=now + timedelta(seconds=lifetime),
-        lifetime_seconds=lifetime,
-        session_sid=session_sid,
-        refresh_family=refresh_family,
-    )
+    jti = None
     if audience:
-        token, record.jti = _api_jwt(
+        token, jti = _api_jwt(
             db,
             tenant,
             ring,
@@ -215,9 +195,25 @@ def issue_access_token(
         )
     else:
         token = new_secret()
-    record.token_hash = sha256_hex(token)
-    if store:  # user tokens are recorded (userinfo, revocation); machine JWTs are stateless
-        db.add(record)
+    if store:
+        db.execute(
+            _INSERT_ACCESS_TOKEN,
+            {
+                "token_hash": sha256_hex(token),
+                "tenant_id": tenant.id,
+                "client_pk": client.id,
+                "user_pk": user.id if user else None,
+                "jti": jti,
+                "scope": scope,
+                "audience": audience,
+                "code_hash": code_hash,
+                "issued_at": now,
+                "expires_at": now + timedelta(seconds=lifetime),
+                "lifetime_seconds": lifetime,
+                "session_sid": session_sid,
+                "refresh_family": refresh_family,
+            },
+        )
     return token
 
 
@@ -228,7 +224,7 @@ def _api_jwt(
     *,
     issuer: str,
     client: Client,
-    user: User | None,
+    user: User | Row | None,
     scope: str,
     audience: str,
     lifetime: int,
@@ -261,7 +257,7 @@ class Issue:
     """What one token response is for."""
 
     client: Client
-    user: User | None
+    user: User | Row | None  # a User, or a row with its id, USER_CLAIM_COLUMNS
     scope: str
     audience: str | None
     auth_time: datetime | None = None
@@ -276,11 +272,7 @@ class Issue:
 def access_token_lifetime(db: Session, tenant: Tenant, audience: str | None, default: int) -> int:
     if not audience:
         return default
-    api = db.execute(
-        select(ResourceServer).where(
-            ResourceServer.tenant_id == tenant.id, ResourceServer.identifier == audience
-        )
-    ).scalar_one_or_none()
+    api = config_cache.api(db, tenant, audience)
     return api.token_lifetime if api else default
 
 

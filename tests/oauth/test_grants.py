@@ -79,7 +79,7 @@ def test_client_without_refresh_grant_gets_no_refresh_token(client):
     assert body["access_token"] and "refresh_token" not in body
 
 
-def test_refresh_rotates_and_the_old_token_stops_working(client):
+def test_refresh_rotates_and_the_old_token_stops_working(backend, client):
     first = sdk_tokens(client)["refresh_token"]
     response = refresh(client, first)
     assert response.status_code == 200
@@ -88,7 +88,7 @@ def test_refresh_rotates_and_the_old_token_stops_working(client):
     assert refresh(client, first).json["error"] == "invalid_grant"
 
 
-def test_reuse_of_a_rotated_token_revokes_the_family_and_its_access_tokens(client):
+def test_reuse_of_a_rotated_token_revokes_the_family_and_its_access_tokens(backend, client):
     tokens = sdk_tokens(client)
     rotated = refresh(client, tokens["refresh_token"]).json
     reuse = refresh(client, tokens["refresh_token"])
@@ -104,7 +104,7 @@ def test_reuse_of_a_rotated_token_revokes_the_family_and_its_access_tokens(clien
     assert info.status_code == 401
 
 
-def test_refresh_token_is_bound_to_its_client(client):
+def test_refresh_token_is_bound_to_its_client(backend, client):
     token = sdk_tokens(client)["refresh_token"]
     assert refresh(client, token, creds=("web", "web-secret-0123456789abcdefghijklmnop")).json[
         "error"
@@ -112,7 +112,7 @@ def test_refresh_token_is_bound_to_its_client(client):
     assert refresh(client, token).status_code == 200  # the other client's attempt spent nothing
 
 
-def test_refresh_cannot_widen_scope(client):
+def test_refresh_cannot_widen_scope(backend, client):
     token = sdk_tokens(client, scope="openid offline_access")["refresh_token"]
     response = refresh(client, token, scope="openid offline_access email")
     assert response.status_code == 400 and response.json["error"] == "invalid_scope"
@@ -120,7 +120,7 @@ def test_refresh_cannot_widen_scope(client):
     assert narrowed.status_code == 200 and narrowed.json["scope"] == "openid"
 
 
-def test_idle_lifetime_is_enforced(app, client):
+def test_idle_lifetime_is_enforced(backend, app, client):
     token = sdk_tokens(client)["refresh_token"]
     with app.extensions["login_site.sessionmaker"]() as db:
         from datetime import timedelta
@@ -133,7 +133,7 @@ def test_idle_lifetime_is_enforced(app, client):
     assert refresh(client, token).json["error"] == "invalid_grant"
 
 
-def test_overlap_window_allows_the_just_rotated_token(app, client):
+def test_overlap_window_allows_the_just_rotated_token(backend, app, client):
     with app.extensions["login_site.sessionmaker"]() as db:
         from login_site.models import Client
 
@@ -145,7 +145,7 @@ def test_overlap_window_allows_the_just_rotated_token(app, client):
     assert refresh(client, first).status_code == 200  # inside the overlap window
 
 
-def test_non_rotating_refresh_token_stays_valid(app, client):
+def test_non_rotating_refresh_token_stays_valid(backend, app, client):
     with app.extensions["login_site.sessionmaker"]() as db:
         from login_site.models import Client
 
@@ -158,7 +158,7 @@ def test_non_rotating_refresh_token_stays_valid(app, client):
         assert response.status_code == 200 and "refresh_token" not in response.json
 
 
-def test_code_replay_revokes_the_refresh_token_it_produced(client):
+def test_code_replay_revokes_the_refresh_token_it_produced(backend, client):
     code = login_code(
         client,
         client_id="sdk-web",
@@ -179,7 +179,7 @@ def test_refresh_tokens_are_stored_hashed(app, client):
     assert token not in hashes and len(hashes) == count(app, RefreshToken)
 
 
-def test_blocked_user_cannot_refresh(app, client):
+def test_blocked_user_cannot_refresh(backend, app, client):
     token = sdk_tokens(client)["refresh_token"]
     with app.extensions["login_site.sessionmaker"]() as db:
         from login_site.models import User
@@ -188,6 +188,10 @@ def test_blocked_user_cannot_refresh(app, client):
         db.commit()
     response = refresh(client, token)
     assert response.status_code == 400 and "user is blocked" in response.json["error_description"]
+    with app.extensions["login_site.sessionmaker"]() as db:
+        db.query(User).filter_by(email="alice@example.test").update({"blocked": False})
+        db.commit()
+    assert refresh(client, token).json["error"] == "invalid_grant"  # the family was revoked
 
 
 # --- client credentials -------------------------------------------------------------------
@@ -357,7 +361,7 @@ def revoke(client, token, creds=SDK_WEB):
     )
 
 
-def test_revoking_a_refresh_token_kills_its_family(client):
+def test_revoking_a_refresh_token_kills_its_family(backend, client):
     tokens = sdk_tokens(client)
     rotated = refresh(client, tokens["refresh_token"]).json["refresh_token"]
     response = revoke(client, rotated)

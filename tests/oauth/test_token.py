@@ -10,6 +10,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from login_site.models import AccessToken
+from login_site.models import User
 from tests.conftest import T1
 from tests.conftest import T2
 from tests.conftest import WEB_SECRET
@@ -61,7 +62,7 @@ def test_code_exchange_returns_a_valid_rs256_id_token(client):
     assert claims["at_hash"] == half_hash(body["access_token"])
 
 
-def test_code_cannot_be_redeemed_twice_and_replay_revokes_its_tokens(app, client):
+def test_code_cannot_be_redeemed_twice_and_replay_revokes_its_tokens(backend, app, client):
     code = login_code(client)
     first = redeem(client, code)
     assert first.status_code == 200
@@ -72,6 +73,30 @@ def test_code_cannot_be_redeemed_twice_and_replay_revokes_its_tokens(app, client
         headers={"Authorization": f"Bearer {first.json['access_token']}"},
     )
     assert info.status_code == 401
+
+
+@pytest.mark.parametrize("wrong", ["redirect_uri", "code_verifier"])
+def test_a_redemption_that_fails_its_checks_still_spends_the_code(backend, app, client, wrong):
+    verifier, challenge = pkce_pair()
+    code = login_code(client, code_challenge=challenge, code_challenge_method="S256")
+    bad = {"redirect_uri": "https://app.test/cb2", "code_verifier": pkce_pair()[0]}[wrong]
+    response = redeem(client, code, **{"code_verifier": verifier, wrong: bad})
+    assert_token_error(response, 400, "invalid_grant")
+    assert_token_error(redeem(client, code, code_verifier=verifier), 400, "invalid_grant")
+    assert count(app, AccessToken) == 0
+
+
+def test_code_of_a_user_blocked_meanwhile_is_refused_and_spent(backend, app, client):
+    code = login_code(client)
+    with app.extensions["login_site.sessionmaker"]() as db:
+        db.query(User).filter_by(email="alice@example.test").update({"blocked": True})
+        db.commit()
+    assert_token_error(redeem(client, code), 400, "invalid_grant")
+    with app.extensions["login_site.sessionmaker"]() as db:
+        db.query(User).filter_by(email="alice@example.test").update({"blocked": False})
+        db.commit()
+    assert_token_error(redeem(client, code), 400, "invalid_grant")
+    assert count(app, AccessToken) == 0
 
 
 def test_expired_code_is_invalid(app, client):
