@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from inspect import CO_COROUTINE
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 from flask import Flask
@@ -12,6 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from login_site import config_cache
+from login_site import cookie_session
 from login_site import db
 from login_site import events
 from login_site import i18n
@@ -23,6 +27,7 @@ from login_site.errors import error_page
 from login_site.errors import register_error_handlers
 from login_site.i18n import N_
 from login_site.login import flow
+from login_site.oauth import discovery
 from login_site.oauth.server import setup_oauth
 from login_site.security import bruteforce
 from login_site.security import cors
@@ -34,8 +39,22 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 
 
+class LoginSiteFlask(Flask):
+    def ensure_sync(self, func: Callable) -> Callable:
+        """Flask asks ``inspect.iscoroutinefunction`` about every hook and view it calls, a
+        dozen times per request here; a plain function that is not ``async`` is answered
+        without it, anything else as Flask would."""
+        if (
+            type(func) is FunctionType
+            and not func.__code__.co_flags & CO_COROUTINE
+            and not hasattr(func, "_is_coroutine_marker")  # inspect.markcoroutinefunction
+        ):
+            return func
+        return super().ensure_sync(func)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(
+    app = LoginSiteFlask(
         __name__,
         instance_path=str((config or {}).get("INSTANCE_PATH") or ROOT / "instance"),
         instance_relative_config=True,
@@ -43,7 +62,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     load_settings(app, config)
-    _setup_proxy(app)
     events.init_app(app)
     db.init_app(app)
     mail.init_app(app)
@@ -59,6 +77,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     setup_oauth(app)
     register_error_handlers(app)
     _register_blueprints(app)
+    discovery.init_app(app)
+    _setup_proxy(app)  # outermost: every layer sees the forwarded scheme and host
     return app
 
 
@@ -78,6 +98,7 @@ def _setup_proxy(app: Flask) -> None:
 
 
 def _setup_login(app: Flask) -> None:
+    cookie_session.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
 

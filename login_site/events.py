@@ -35,14 +35,19 @@ def event(name: str, outcome: str, **fields: object) -> None:
     audit.collect(name, outcome, fields)
 
 
+def request_id(supplied: str) -> str:
+    """The id a request is logged and answered with: the client's ``X-Request-Id`` when it
+    is a plain token, else a new one."""
+    return supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+
+
 def init_app(app: Flask) -> None:
     audit.init_app(app)  # before db.init_app: stored after the request's session closes
     _setup_log(app.config.get("EVENT_LOG", "stderr"))
 
     @app.before_request
     def _request_id():
-        supplied = request.headers.get("X-Request-Id", "")
-        g.request_id = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+        g.request_id = request_id(request.environ.get("HTTP_X_REQUEST_ID", ""))
 
     @app.after_request
     def _echo_request_id(response):

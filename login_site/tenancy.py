@@ -95,6 +95,11 @@ class TenantCache:
                     self._entries[host] = entry
         return tenant
 
+    def holds(self, host: str) -> bool:
+        """Whether :meth:`lookup` would find a tenant at ``host`` without a query."""
+        entry = self._entries.get(normalise_host(host))
+        return entry is not None and entry.expires_at > self.clock()
+
     def clear(self) -> None:
         with self._lock:
             self._generation += 1
@@ -152,7 +157,11 @@ def current_tenant() -> Tenant:
 
 def issuer() -> str:
     """Issuer of the current tenant, spelled with the host the client used."""
-    return f"{request.scheme}://{normalise_host(request.host)}/"
+    return issuer_of(request.scheme, request.host)
+
+
+def issuer_of(scheme: str, host: str) -> str:
+    return f"{scheme}://{normalise_host(host)}/"
 
 
 def absolute(path: str) -> str:

@@ -15,10 +15,10 @@ from wtforms import ValidationError
 from login_site.db import get_db
 from login_site.events import event
 from login_site.login import flow
+from login_site.oauth import discovery as openid
 from login_site.oauth import keys
 from login_site.oauth import logout
 from login_site.oauth import userinfo
-from login_site.oauth.discovery import openid_configuration
 from login_site.oauth.server import authorization_server
 from login_site.oauth.server import revocation_response
 from login_site.tenancy import current_tenant
@@ -47,8 +47,9 @@ def userinfo_endpoint():
 
 @bp.get("/.well-known/openid-configuration")
 def discovery():
-    response = jsonify(openid_configuration(issuer()))
-    response.headers["Cache-Control"] = "public, max-age=300"
+    """Reached when :class:`~login_site.oauth.discovery.DiscoveryAnswer` passes the request on."""
+    response = Response(openid.document(issuer()), mimetype="application/json")
+    response.headers["Cache-Control"] = openid.CACHE_CONTROL
     return response
 
 

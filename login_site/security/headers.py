@@ -8,6 +8,15 @@ from flask import Flask
 from flask import g
 from flask import request
 
+# Every response carries these unless its view set its own value; HSTS only over https.
+ALWAYS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+_ALWAYS_HTTPS = (*ALWAYS, ("Strict-Transport-Security", "max-age=31536000"))
+
+
+def always(scheme: str) -> tuple[tuple[str, str], ...]:
+    """The headers every response of a request with this URL scheme carries."""
+    return _ALWAYS_HTTPS if scheme == "https" else ALWAYS
+
 
 def csp_nonce() -> str:
     if "csp_nonce" not in g:
@@ -21,8 +30,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
+        present = {name.lower() for name, _value in headers}
+        for name, value in always(request.scheme):
+            if name.lower() not in present:
+                headers.add(name, value)
         if response.mimetype == "text/html":
             framing = headers.get("Content-Security-Policy", "frame-ancestors 'none'")
             frames = f"frame-src {g.csp_frame_src}; " if g.get("csp_frame_src") else ""
@@ -34,6 +45,4 @@ def init_app(app: Flask) -> None:
             if "frame-ancestors 'none'" in framing:
                 headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("Cache-Control", "no-store")
-        if request.scheme == "https":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
