@@ -56,7 +56,9 @@ def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
     """Every token we issued is recorded by hash, JWT ones too, so one lookup
     decides: an ID token or another tenant's token finds no row. The token's user comes
     with it, in the same query."""
-    row = db.execute(_TOKEN_WITH_USER, {"token_hash": sha256_hex(token)}).one_or_none()
+    # On the session's connection: plain columns need nothing of the ORM's execution layer.
+    hashed = sha256_hex(token)
+    row = db.connection().execute(_TOKEN_WITH_USER, {"token_hash": hashed}).one_or_none()
     if (
         row is None
         or row.tenant_id != tenant.id
