@@ -47,6 +47,9 @@ _WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED)
 _CLIENT = select(Client).where(
     Client.tenant_id == bindparam("tenant_id"), Client.client_id == bindparam("key")
 )
+_CLIENT_BY_PK = select(Client).where(
+    Client.tenant_id == bindparam("tenant_id"), Client.id == bindparam("key")
+)
 _API = select(ResourceServer).where(
     ResourceServer.tenant_id == bindparam("tenant_id"),
     ResourceServer.identifier == bindparam("key"),
@@ -116,6 +119,11 @@ def _cache() -> ConfigCache:
 def client(db: Session, tenant: Tenant, client_id: str) -> Client | None:
     """The tenant's application with this ``client_id``, or None."""
     return _cache().get(db, tenant, _CLIENT, ("client", tenant.id, client_id), {"key": client_id})
+
+
+def client_by_pk(db: Session, tenant: Tenant, pk: str) -> Client | None:
+    """The tenant's application with this internal id (``Client.id``), or None."""
+    return _cache().get(db, tenant, _CLIENT_BY_PK, ("client_pk", tenant.id, pk), {"key": pk})
 
 
 def api(db: Session, tenant: Tenant, identifier: str) -> ResourceServer | None:

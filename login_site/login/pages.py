@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import lazyload
 
 from login_site.connections.base import Button
 from login_site.connections.base import get_strategy
@@ -30,6 +31,8 @@ def enabled_connections(db: Session, tenant: Tenant, client: Client) -> list[Con
             .join(ConnectionClient, ConnectionClient.connection_id == Connection.id)
             .where(Connection.tenant_id == tenant.id, ConnectionClient.client_pk == client.id)
             .order_by(Connection.created_at, Connection.name)
+            # Enabled for this client by the join: the other clients are read only if asked.
+            .options(lazyload(Connection.enabled))
         ).scalars()
     )
 

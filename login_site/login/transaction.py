@@ -7,10 +7,10 @@ from datetime import timedelta
 from flask import session
 from sqlalchemy.orm import Session
 
+from login_site import config_cache
 from login_site.db import utcnow
 from login_site.errors import PageError
 from login_site.i18n import N_
-from login_site.models import Client
 from login_site.models import LoginTransaction
 from login_site.models import Tenant
 from login_site.models.ids import new_secret
@@ -74,7 +74,7 @@ def load(
         or not same(tx.browser_hash, sha256_hex(secret))
     ):
         raise EXPIRED
-    client = db.get(Client, tx.client_pk)
+    client = config_cache.client_by_pk(db, tenant, tx.client_pk)
     if client is None:
         raise EXPIRED
     return tx, AuthorizeRequest.from_params(client, tx.params)
