@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import exc
 from sqlalchemy import types
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Session
@@ -168,6 +169,16 @@ def init_app(app: Flask) -> None:
     event.listen(maker, "after_begin", _lazy_begin)
     app.extensions["login_site.sessionmaker"] = maker
     app.teardown_appcontext(_close_session)
+
+
+def core(db: Session) -> Connection:
+    """The session's connection, for prebuilt Core statements on the hot paths (codes,
+    tokens): pending ORM changes are flushed first, as ``db.execute`` would, and the statement
+    then skips the ORM's execution layer (about 100 µs each). Not for the tables whose
+    changes the caches watch (tenants, clients, APIs, grants): their listeners are ORM
+    events."""
+    db.flush()
+    return db.connection()
 
 
 def get_db() -> Session:

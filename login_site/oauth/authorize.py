@@ -25,6 +25,7 @@ from werkzeug.datastructures import MultiDict
 
 from login_site import config_cache
 from login_site.connections.base import get_strategy
+from login_site.db import core
 from login_site.db import utcnow
 from login_site.errors import AccessDenied
 from login_site.errors import InvalidRequest
@@ -402,7 +403,7 @@ def issue_code(
 ) -> str:
     code = new_secret()
     now = utcnow()
-    db.execute(
+    core(db).execute(
         _INSERT_CODE,
         {
             "code_hash": sha256_hex(code),

@@ -23,6 +23,7 @@ from sqlalchemy import update
 from login_site import config_cache
 from login_site.connections.base import LoginFailed
 from login_site.connections.database import authenticate as database_authenticate
+from login_site.db import core
 from login_site.db import get_db
 from login_site.db import returns_updated_rows
 from login_site.db import utcnow
@@ -140,16 +141,17 @@ _USER = select(*_USER_COLUMNS).where(
 def _spend_code(db, params: dict) -> tuple[Row | None, Row | None]:
     """(code, its user) if this request spent the code, else (None, None). Not committed:
     the caller commits the spend with the tokens it produced, or alone on failure."""
+    conn = core(db)
     if db.get_bind().dialect.name == "postgresql":
-        row = db.execute(_SPEND_WITH_USER, params).one_or_none()
+        row = conn.execute(_SPEND_WITH_USER, params).one_or_none()
         return row, row
     if returns_updated_rows(db):
-        row = db.execute(_SPEND_RETURNING, params).one_or_none()
+        row = conn.execute(_SPEND_RETURNING, params).one_or_none()
     else:
-        row = db.execute(_CODE, params).one() if db.execute(_SPEND, params).rowcount else None
+        row = conn.execute(_CODE, params).one() if conn.execute(_SPEND, params).rowcount else None
     if row is None:
         return None, None
-    user = db.execute(_USER, {"pk": row.user_pk, "tenant": params["tenant"]})
+    user = conn.execute(_USER, {"pk": row.user_pk, "tenant": params["tenant"]})
     return row, user.one_or_none()
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from login_site import config_cache
+from login_site.db import core
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
@@ -88,7 +89,7 @@ def issue(
     conf = settings(client)
     now = utcnow()
     raw, family_id = new_secret(), new_secret(16)
-    db.execute(
+    core(db).execute(
         _INSERT,
         {
             "token_hash": sha256_hex(raw),
@@ -220,7 +221,7 @@ def _is_live(token: Row, tenant: Tenant, client: Client, now: datetime) -> bool:
 
 def find(db: Session, tenant: Tenant, client: Client, raw: str) -> Row | None:
     """The token, with its user, if it is this client's and still live (read only)."""
-    token = db.execute(_TOKEN_WITH_USER, {"hash": sha256_hex(raw)}).one_or_none()
+    token = core(db).execute(_TOKEN_WITH_USER, {"hash": sha256_hex(raw)}).one_or_none()
     return token if token is not None and _is_live(token, tenant, client, utcnow()) else None
 
 
@@ -246,15 +247,15 @@ def redeem(db: Session, tenant: Tenant, client: Client, raw: str) -> tuple[Row, 
     new_raw = new_secret()
     params.update(new_hash=sha256_hex(new_raw), idle_until=_idle_expiry(conf, now))
     if db.get_bind().dialect.name == "postgresql":
-        token = db.execute(_SPEND_AND_ROTATE, params).one_or_none()
-    elif db.execute(_SPEND, params).rowcount == 1:
-        db.execute(_SUCCESSOR, params)
-        token = db.execute(_TOKEN_WITH_USER, params).one()
+        token = core(db).execute(_SPEND_AND_ROTATE, params).one_or_none()
+    elif core(db).execute(_SPEND, params).rowcount == 1:
+        core(db).execute(_SUCCESSOR, params)
+        token = core(db).execute(_TOKEN_WITH_USER, params).one()
     else:
         token = None
     if token is None:
         token = _presented_again(db, conf, tenant, client, params)
-        db.execute(_SUCCESSOR, params)
+        core(db).execute(_SUCCESSOR, params)
     return token, new_raw
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from login_site import config_cache
+from login_site.db import core
 from login_site.db import utcnow
 from login_site.models import AccessToken
 from login_site.models import Client
@@ -196,7 +197,7 @@ def issue_access_token(
     else:
         token = new_secret()
     if store:
-        db.execute(
+        core(db).execute(
             _INSERT_ACCESS_TOKEN,
             {
                 "token_hash": sha256_hex(token),
