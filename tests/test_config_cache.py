@@ -14,11 +14,11 @@ from tests.conftest import T1
 from tests.conftest import basic
 from tests.conftest import make_app
 from tests.test_tenancy import Clock
+from tests.test_tenancy import reads_of
 
 M2M_SECRET = "m2m-secret-0123456789abcdefghijklmnop"
 NEW_SECRET = "m2m-rotated-secret-0123456789abcdefghij"
 API = "https://api.example.test/"
-CONFIG_TABLES = (" clients", " resource_servers", " client_grants")
 
 
 def machine_token(client, secret=M2M_SECRET):
@@ -32,21 +32,7 @@ def machine_token(client, secret=M2M_SECRET):
 
 def config_reads(app, make_request) -> int:
     """SELECTs on the configuration tables while ``make_request`` runs."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT") and any(
-            f"FROM{t} " in statement or f"FROM{t}\n" in statement for t in CONFIG_TABLES
-        ):
-            seen.append(statement)
-
-    engine = app.extensions["login_site.engine"]
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        make_request()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    return len(seen)
+    return reads_of(app, make_request, "clients", "resource_servers", "client_grants")
 
 
 @pytest.fixture

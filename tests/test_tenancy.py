@@ -91,12 +91,13 @@ class Clock:
         return self.now
 
 
-def tenant_reads(app, make_request) -> int:
-    """SELECTs on ``tenants`` while ``make_request`` runs."""
+def reads_of(app, make_request, *tables: str) -> int:
+    """SELECTs from any of these tables while ``make_request`` runs."""
     seen: list[str] = []
+    froms = tuple(f"FROM {table}{end}" for table in tables for end in (" ", "\n"))
 
     def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT") and " tenants" in statement:
+        if statement.lstrip().upper().startswith("SELECT") and any(f in statement for f in froms):
             seen.append(statement)
 
     engine = app.extensions["login_site.engine"]
@@ -106,6 +107,10 @@ def tenant_reads(app, make_request) -> int:
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
     return len(seen)
+
+
+def tenant_reads(app, make_request) -> int:
+    return reads_of(app, make_request, "tenants", "tenant_hosts")
 
 
 def discovery(client, host: str = T1):

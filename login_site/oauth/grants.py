@@ -115,17 +115,7 @@ _USER_COLUMNS = (
     _USERS.c.blocked,
     *(_USERS.c[name] for name in tokens.USER_CLAIM_COLUMNS),
 )
-_SPEND = (
-    update(_CODES)
-    .where(
-        _CODES.c.code_hash == bindparam("hash"),
-        _CODES.c.tenant_id == bindparam("tenant"),
-        _CODES.c.client_pk == bindparam("client"),
-        _CODES.c.used_at.is_(None),
-        _CODES.c.expires_at > bindparam("now"),
-    )
-    .values(used_at=bindparam("now"))
-)
+_SPEND = tokens.spend_once(_CODES, "code_hash")
 # PostgreSQL: spend the code and read it with its user in one statement (UPDATE ... FROM).
 _SPEND_WITH_USER = _SPEND.where(
     _USERS.c.id == _CODES.c.user_pk, _USERS.c.tenant_id == _CODES.c.tenant_id

@@ -154,18 +154,11 @@ _INHERITED = (
 
 _INSERT = insert(_TOKENS)
 
-_SPEND = (
-    update(_TOKENS)
-    .where(
-        _TOKENS.c.token_hash == bindparam("hash"),
-        _TOKENS.c.tenant_id == bindparam("tenant"),
-        _TOKENS.c.client_pk == bindparam("client"),
-        _TOKENS.c.used_at.is_(None),
-        _TOKENS.c.revoked_at.is_(None),
-        _TOKENS.c.expires_at > bindparam("now"),
-        or_(_TOKENS.c.idle_expires_at.is_(None), _TOKENS.c.idle_expires_at > bindparam("now")),
-    )
-    .values(used_at=bindparam("now"))
+_SPEND = tokens.spend_once(
+    _TOKENS,
+    "token_hash",
+    _TOKENS.c.revoked_at.is_(None),
+    or_(_TOKENS.c.idle_expires_at.is_(None), _TOKENS.c.idle_expires_at > bindparam("now")),
 )
 
 _TOKEN_WITH_USER = (

@@ -13,7 +13,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from sqlalchemy import ColumnElement
 from sqlalchemy import Row
+from sqlalchemy import Table
+from sqlalchemy import Update
+from sqlalchemy import bindparam
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from login_site import config_cache
@@ -95,6 +100,24 @@ def user_claims(user: User | Row, scope: str) -> dict[str, Any]:
                 if available.get(name) is not None:
                     claims[name] = available[name]
     return claims
+
+
+def spend_once(table: Table, hash_column: str, *conditions: ColumnElement[bool]) -> Update:
+    """``UPDATE … SET used_at = :now`` of the unspent, unexpired row with this hash, of this
+    tenant and client (bind parameters ``hash``, ``tenant``, ``client``, ``now``): the one
+    statement that decides between parallel redemptions of a code or a refresh token."""
+    return (
+        update(table)
+        .where(
+            table.c[hash_column] == bindparam("hash"),
+            table.c.tenant_id == bindparam("tenant"),
+            table.c.client_pk == bindparam("client"),
+            table.c.used_at.is_(None),
+            table.c.expires_at > bindparam("now"),
+            *conditions,
+        )
+        .values(used_at=bindparam("now"))
+    )
 
 
 def half_hash(value: str) -> str:
