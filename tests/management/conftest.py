@@ -9,6 +9,7 @@ from sqlalchemy import select
 from login_site.management import system_api
 from login_site.models import Client
 from login_site.models import ClientGrant
+from login_site.models import Connection
 from login_site.models import ResourceServer
 from login_site.models import Tenant
 from login_site.models import User
@@ -89,4 +90,13 @@ def user_id(app, email, tenant="t1") -> str:
             select(User.user_id)
             .join(Tenant, Tenant.id == User.tenant_id)
             .where(User.email == email, Tenant.name == tenant)
+        ).scalar_one()
+
+
+def connection_id(app, name, tenant="t1") -> str:
+    with app.extensions["login_site.sessionmaker"]() as db:
+        return db.execute(
+            select(Connection.id)
+            .join(Tenant, Tenant.id == Connection.tenant_id)
+            .where(Connection.name == name, Tenant.name == tenant)
         ).scalar_one()

@@ -6,7 +6,6 @@ import logging
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
 
 from login_site.models import Connection
 from tests.conftest import authorize_params
@@ -14,18 +13,8 @@ from tests.conftest import start_login
 from tests.management.conftest import T1
 from tests.management.conftest import T2
 from tests.management.conftest import call
+from tests.management.conftest import connection_id
 from tests.management.conftest import grant_management_api
-
-
-def connection_id(app, name, tenant="t1"):
-    from login_site.models import Tenant
-
-    with app.extensions["login_site.sessionmaker"]() as db:
-        return db.execute(
-            select(Connection.id)
-            .join(Tenant, Tenant.id == Connection.tenant_id)
-            .where(Connection.name == name, Tenant.name == tenant)
-        ).scalar_one()
 
 
 def stored(app, con_id):

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from login_site.models import Connection
 from login_site.models import MailOutbox
 from login_site.models import Tenant
 from login_site.models import User
@@ -23,18 +22,10 @@ from tests.conftest import csrf_token
 from tests.conftest import login_code
 from tests.management.conftest import T1
 from tests.management.conftest import call
+from tests.management.conftest import connection_id
 from tests.management.conftest import user_id
 
 NEW_PASSWORD = "Brand-New-Pass9"
-
-
-def connection_id(app, name, tenant="t1") -> str:
-    with app.extensions["login_site.sessionmaker"]() as db:
-        return db.execute(
-            select(Connection.id)
-            .join(Tenant, Tenant.id == Connection.tenant_id)
-            .where(Connection.name == name, Tenant.name == tenant)
-        ).scalar_one()
 
 
 def ticket(api, token=None, **data):
