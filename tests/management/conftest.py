@@ -85,18 +85,18 @@ def call(api, method, path, token=None, host=T1, **kwargs):
 
 
 def user_id(app, email, tenant="t1") -> str:
-    with app.extensions["login_site.sessionmaker"]() as db:
-        return db.execute(
-            select(User.user_id)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.email == email, Tenant.name == tenant)
-        ).scalar_one()
+    return _in_tenant(app, User.user_id, User.tenant_id, User.email == email, tenant)
 
 
 def connection_id(app, name, tenant="t1") -> str:
+    return _in_tenant(app, Connection.id, Connection.tenant_id, Connection.name == name, tenant)
+
+
+def _in_tenant(app, column, tenant_column, condition, tenant: str):
+    """``column`` of the one row matching ``condition`` in the tenant named ``tenant``."""
     with app.extensions["login_site.sessionmaker"]() as db:
         return db.execute(
-            select(Connection.id)
-            .join(Tenant, Tenant.id == Connection.tenant_id)
-            .where(Connection.name == name, Tenant.name == tenant)
+            select(column)
+            .join(Tenant, Tenant.id == tenant_column)
+            .where(condition, Tenant.name == tenant)
         ).scalar_one()
