@@ -123,7 +123,7 @@ def ensure_admin_tenant(db: Session, ring: Keyring, host: str | None = None) -> 
         )
         db.add(tenant)
         db.flush()
-        keys.ensure_signing_key(db, tenant, ring)
+        keys.ensure_signing_keys(db, tenant, ring)
     if host:
         _add_host(db, tenant, host)
     db.refresh(tenant)

@@ -104,7 +104,8 @@ def keys() -> None:
 @click.option("--tenant", "tenant_name", required=True)
 @with_appcontext
 def keys_rotate(tenant_name: str) -> None:
-    """Make a new current signing key; the old one stays published as previous."""
+    """The next signing key becomes current (the old one stays published as previous) and
+    a new next key is published."""
     from sqlalchemy import select
 
     from login_site.db import session_scope

@@ -3,9 +3,10 @@
 
 Every token request and every ``/authorize`` needs its client, most need an API and
 ``client_credentials`` a client grant. Those rows are configuration: they change when an
-admin edits them, not per request. Each change to a tenant's clients, APIs or client grants
-bumps its ``config_version`` in the same transaction (the listeners below, for ORM flushes and
-bulk statements alike), so an entry read under an older version is never served again. The
+admin edits them, not per request. Each change to a tenant's clients, APIs, client grants or
+signing keys bumps its ``config_version`` in the same transaction (the listeners below, for
+ORM flushes and bulk statements alike), so an entry read under an older version is never
+served again. The
 version itself is read with the tenant, through the tenant cache (at most
 ``TENANT_CACHE_SECONDS`` late on the other workers; at once on the worker that wrote it):
 docs/architecture.md, Performance.
@@ -37,11 +38,13 @@ from sqlalchemy.orm import make_transient_to_detached
 from login_site.models import Client
 from login_site.models import ClientGrant
 from login_site.models import ResourceServer
+from login_site.models import SigningKey
 from login_site.models import Tenant
 
 EXTENSION = "login_site.config_cache"
 MAX_ENTRIES = 4096
-_WATCHED = (Client, ResourceServer, ClientGrant)
+# Signing keys too: a tenant's JWKS document is kept under the same version (oauth/keys.py).
+_WATCHED = (Client, ResourceServer, ClientGrant, SigningKey)
 _WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED)
 
 _CLIENT = select(Client).where(

@@ -95,10 +95,14 @@ class TenantCache:
                     self._entries[host] = entry
         return tenant
 
-    def holds(self, host: str) -> bool:
-        """Whether :meth:`lookup` would find a tenant at ``host`` without a query."""
+    def peek(self, host: str) -> Tenant | None:
+        """The tenant :meth:`lookup` would find at ``host`` without a query, else None: the
+        cached detached instance itself, for reading its columns only (``settings``
+        excepted, which only :meth:`lookup` gives each request a copy of)."""
         entry = self._entries.get(normalise_host(host))
-        return entry is not None and entry.expires_at > self.clock()
+        if entry is not None and entry.expires_at > self.clock():
+            return entry.tenant
+        return None
 
     def clear(self) -> None:
         with self._lock:

@@ -499,9 +499,8 @@ def apply(
         db, ring, tenant, clients, doc["connections"], report, allow_delete
     )
     _apply_users(db, tenant, connections, doc["users"], report)
-    if keys.current_key(db, tenant.id) is None:
-        keys.ensure_signing_key(db, tenant, ring)
-        report.created.append(f"signing key for {tenant.name}")
+    made = keys.ensure_signing_keys(db, tenant, ring)
+    report.created.extend(f"{key.state} signing key for {tenant.name}" for key in made)
     db.flush()
     return report
 

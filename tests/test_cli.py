@@ -62,7 +62,7 @@ def test_keys_rotate_keeps_the_previous_key_published(env):
     with engine.connect() as conn:
         states = sorted(conn.execute(sa.select(SigningKey.state)).scalars())
     engine.dispose()
-    assert states == ["current", "previous"]
+    assert states == ["current", "next", "previous"]
 
 
 M2M_TENANT = """

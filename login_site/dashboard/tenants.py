@@ -107,7 +107,7 @@ def create(db: Session, ring: Keyring, name: str, form: TenantForm) -> Tenant:
     db.flush()
     for host in form.hosts:
         db.add(TenantHost(host=host, tenant_id=tenant.id))
-    keys.ensure_signing_key(db, tenant, ring)
+    keys.ensure_signing_keys(db, tenant, ring)
     connections.create(
         db,
         ring,

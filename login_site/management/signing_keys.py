@@ -78,7 +78,7 @@ def as_json(key: SigningKey, tenant: Tenant, ring: Keyring) -> dict[str, Any]:
         "revoked": key.state == "revoked",
     }
     if key.state != "next":
-        out["current_since"] = iso_time(key.created_at)
+        out["current_since"] = iso_time(key.current_since or key.created_at)
     if key.rotated_at is not None:
         out["current_until"] = iso_time(key.rotated_at)
     return out
@@ -113,7 +113,8 @@ def longest_token_lifetime(db: Session, tenant: Tenant, config: Mapping[str, Any
 
 
 def rotate(db: Session, tenant: Tenant, ring: Keyring, config: Mapping[str, Any]) -> SigningKey:
-    """A new current key (:func:`login_site.oauth.keys.rotate`); the old one stays published."""
+    """The next key becomes current (:func:`login_site.oauth.keys.rotate`); the old one stays
+    published."""
     return keys.rotate(db, tenant, ring, keep_seconds=longest_token_lifetime(db, tenant, config))
 
 

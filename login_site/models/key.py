@@ -29,4 +29,7 @@ class SigningKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     private_pem_enc: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When it became current (None while it is the next key; keys made before this column
+    # existed: their created_at).
+    current_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -11,12 +11,11 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
-from sqlalchemy import bindparam
-from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -61,34 +60,48 @@ def generate_key(
         state=state,
         public_jwk=public,
         private_pem_enc=ring.encrypt(pem),
+        current_since=utcnow() if state == "current" else None,
     )
     db.add(key)
     db.flush()
     return key
 
 
-def ensure_signing_key(db: Session, tenant: Tenant, ring: Keyring) -> SigningKey:
-    key = current_key(db, tenant.id)
-    if key is None:
-        size = (tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE)
-        key = generate_key(db, tenant, ring, key_size=int(size))
-    return key
+def _key_size(tenant: Tenant) -> int:
+    return int((tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE))
 
 
-def current_key(db: Session, tenant_id: str) -> SigningKey | None:
+def ensure_signing_keys(db: Session, tenant: Tenant, ring: Keyring) -> list[SigningKey]:
+    """A current key, and a next key published beside it: those missing are made (and
+    returned)."""
+    made = []
+    for state in ("current", "next"):
+        if _key_in(db, tenant.id, state) is None:
+            made.append(generate_key(db, tenant, ring, state=state, key_size=_key_size(tenant)))
+    return made
+
+
+def _key_in(db: Session, tenant_id: str, state: str) -> SigningKey | None:
     return db.execute(
         select(SigningKey)
-        .where(SigningKey.tenant_id == tenant_id, SigningKey.state == "current")
+        .where(SigningKey.tenant_id == tenant_id, SigningKey.state == state)
         .order_by(SigningKey.created_at.desc())
         .limit(1)
     ).scalar_one_or_none()
 
 
+def current_key(db: Session, tenant_id: str) -> SigningKey | None:
+    return _key_in(db, tenant_id, "current")
+
+
 def rotate(db: Session, tenant: Tenant, ring: Keyring, *, keep_seconds: int = 36000) -> SigningKey:
-    """The current key becomes previous and a new one is current. Previous keys stay
-    published until every token they signed has expired (``keep_seconds``: the longest
-    token lifetime, or the tenant's ``signing_keys.keep_previous_days`` if longer), then
-    they are retired."""
+    """Auth0's rotation: the next key becomes current, the current one previous, and a new
+    next key is made. The next key is published from the moment it is made, so every JWKS a
+    relying party (or another worker's cache) holds already has the key that signs from now
+    on. A tenant without a next key (made before there were any) gets a new current key at
+    once. Previous keys stay published until every token they signed has expired
+    (``keep_seconds``: the longest token lifetime, or the tenant's
+    ``signing_keys.keep_previous_days`` if longer), then they are retired."""
     days = (tenant.setting("signing_keys") or {}).get("keep_previous_days") or 0
     keep = timedelta(seconds=max(keep_seconds, int(days) * 86400))
     now = utcnow()
@@ -101,9 +114,15 @@ def rotate(db: Session, tenant: Tenant, ring: Keyring, *, keep_seconds: int = 36
     if old is not None:
         old.state = "previous"
         old.rotated_at = now
-    size = (tenant.setting("signing_keys") or {}).get("key_size", DEFAULT_KEY_SIZE)
+    promoted = _key_in(db, tenant.id, "next")
+    if promoted is None:
+        promoted = generate_key(db, tenant, ring, key_size=_key_size(tenant))
+    else:
+        promoted.state = "current"
+        promoted.current_since = now
+    generate_key(db, tenant, ring, state="next", key_size=_key_size(tenant))
     forget_signer(tenant.id)
-    return generate_key(db, tenant, ring, key_size=int(size))
+    return promoted
 
 
 # The current signer (kid, parsed key) per database and tenant, for a few seconds: signing
@@ -132,7 +151,8 @@ def signer(db: Session, tenant: Tenant, ring: Keyring) -> tuple[str, RSAKey]:
         return cached[1], cached[2]
     key = current_key(db, tenant.id)
     if key is None:
-        key = ensure_signing_key(db, tenant, ring)  # not committed yet: not cached
+        ensure_signing_keys(db, tenant, ring)  # not committed yet: not cached
+        key = current_key(db, tenant.id)
         return key.kid, private_key(key, ring)
     parsed = private_key(key, ring)
     signers[tenant.id] = (now + SIGNER_CACHE_SECONDS, key.kid, parsed)
@@ -178,18 +198,6 @@ def _published(tenant_id: str):
     )
 
 
-# Built once: the version read runs on every JWKS request. Plain equalities rather than
-# IN, which SQLAlchemy expands anew at every execution.
-_PUBLISHED_VERSION = (
-    select(SigningKey.kid, SigningKey.state)
-    .where(
-        SigningKey.tenant_id == bindparam("tenant_id"),
-        or_(*(SigningKey.state == state for state in PUBLISHED_STATES)),
-    )
-    .order_by(SigningKey.created_at)
-)
-
-
 def jwks(db: Session, tenant_id: str) -> dict:
     keys = db.execute(
         select(SigningKey).where(*_published(tenant_id)).order_by(SigningKey.created_at)
@@ -197,24 +205,30 @@ def jwks(db: Session, tenant_id: str) -> dict:
     return {"keys": [_public_jwk(k) for k in keys]}
 
 
-# Serialised JWKS by tenant, with the published (kid, state) pairs it was built from: the
-# stored version (STYLE: a local cache only if keyed by a stored version). A kid is the key's
-# thumbprint, so a document can only change when those pairs do; any worker sees a rotation
-# on its next request.
-_JWKS_DOCUMENTS: dict[str, tuple[tuple[tuple[str, str], ...], str]] = {}
+JWKS_DOCUMENTS = "login_site.jwks_documents"
 
 
-def jwks_document(db: Session, tenant_id: str) -> str:
-    """The tenant's JWKS as JSON. Read only: one small query, the key rows only on change."""
-    # On the session's connection: the ORM's execution layer has nothing to add to two
-    # plain columns, and costs as much as the round trip's own Python.
-    rows = db.connection().execute(_PUBLISHED_VERSION, {"tenant_id": tenant_id})
-    version = tuple((kid, state) for kid, state in rows)
-    cached = _JWKS_DOCUMENTS.get(tenant_id)
-    if cached is not None and cached[0] == version:
+def cached_jwks(app: Flask, tenant: Tenant) -> bytes | None:
+    """The tenant's JWKS as served, if this worker made it under the tenant's current
+    ``config_version``, which every change to its signing keys bumps in the same
+    transaction (config_cache.py). Read with the tenant, the version reaches other workers
+    within the tenant cache's second; a rotation is safe in that second because the key it
+    makes current was published as the next key when it was made (:func:`rotate`)."""
+    cached = app.extensions[JWKS_DOCUMENTS].get(tenant.id)
+    if cached is not None and cached[0] == tenant.config_version:
         return cached[1]
-    document = json.dumps(jwks(db, tenant_id), separators=(",", ":"))
-    _JWKS_DOCUMENTS[tenant_id] = (version, document)
+    return None
+
+
+def jwks_document(app: Flask, db: Session, tenant: Tenant) -> bytes:
+    """The tenant's JWKS as served, from this worker's copy or from the database. Only
+    tenants that exist are kept, at most one document each."""
+    document = cached_jwks(app, tenant)
+    if document is None:
+        # Read after the version (which came with the tenant): the keys are at least as
+        # new as the version they are kept under.
+        document = json.dumps(jwks(db, tenant.id), separators=(",", ":")).encode()
+        app.extensions[JWKS_DOCUMENTS][tenant.id] = (tenant.config_version, document)
     return document
 
 
@@ -247,3 +261,7 @@ def verify_own_jwt(db: Session, tenant_id: str, token: str, issuer: str) -> dict
 def jwt_header(token: str) -> dict:
     segment = token.split(".", 1)[0]
     return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[JWKS_DOCUMENTS] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import Response
+from flask import current_app
 from flask import jsonify
 from flask import redirect
 from flask import render_template
@@ -19,6 +20,7 @@ from login_site.oauth import discovery as openid
 from login_site.oauth import keys
 from login_site.oauth import logout
 from login_site.oauth import userinfo
+from login_site.oauth import wellknown
 from login_site.oauth.server import authorization_server
 from login_site.oauth.server import revocation_response
 from login_site.tenancy import current_tenant
@@ -47,7 +49,7 @@ def userinfo_endpoint():
 
 @bp.get("/.well-known/openid-configuration")
 def discovery():
-    """Reached when :class:`~login_site.oauth.discovery.DiscoveryAnswer` passes the request on."""
+    """Reached when :class:`~login_site.oauth.wellknown.WellKnownAnswer` passes the request on."""
     response = Response(openid.document(issuer()), mimetype="application/json")
     response.headers["Cache-Control"] = openid.CACHE_CONTROL
     return response
@@ -55,11 +57,11 @@ def discovery():
 
 @bp.get("/.well-known/jwks.json")
 def jwks():
-    """Read only: tenants get their first key on import (``tenant_config.apply``)."""
-    response = Response(
-        keys.jwks_document(get_db(), current_tenant().id), mimetype="application/json"
-    )
-    response.headers["Cache-Control"] = "public, max-age=300"
+    """Read only: tenants get their first keys on import (``tenant_config.apply``). Reached
+    when :class:`~login_site.oauth.wellknown.WellKnownAnswer` passes the request on."""
+    document = keys.jwks_document(current_app, get_db(), current_tenant())
+    response = Response(document, mimetype="application/json")
+    response.headers["Cache-Control"] = wellknown.JWKS_CACHE_CONTROL
     return response
 
 

@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -115,7 +116,11 @@ def _body_field(name: str) -> str:
 
 
 def by_ip() -> str:
-    return f"{_tenant()}:{ip_key(client_ip())}"
+    return tenant_ip_key(_tenant(), client_ip())
+
+
+def tenant_ip_key(tenant_id: str, ip: str) -> str:
+    return f"{tenant_id}:{ip_key(ip)}"
 
 
 def by_ip_and_client() -> str:
@@ -181,6 +186,7 @@ ENDPOINT_CLASSES: tuple[EndpointClass, ...] = (
 )
 
 
+CLASS_BY_NAME: dict[str, EndpointClass] = {cls.name: cls for cls in ENDPOINT_CLASSES}
 _CLASS_BY_ROUTE: dict[tuple[str, str], EndpointClass] = {
     (path, method): cls for cls in ENDPOINT_CLASSES for path in cls.paths for method in cls.methods
 }
@@ -216,19 +222,17 @@ class Applied:
     breached: bool
 
 
-def check_request() -> None:
-    """``before_request``: count the request against its class's limit; 429 past it.
+def count(app: Flask, cls: EndpointClass, key: str) -> Applied | None:
+    """Count one request of ``cls`` for ``key`` against each of its limits (stopping at the
+    first one breached); None when the class has no limit.
 
     The count and the window come back from one storage round trip (Redis and database
     storages remember their own hit for the request, see :func:`_memo`)."""
-    cls = endpoint_class()
-    if cls is None:
-        return
-    items = _limit_items(current_app.config.get(cls.setting) or "")
+    items = _limit_items(app.config.get(cls.setting) or "")
     if not items:
-        return
-    counters: Counters = current_app.extensions[COUNTERS]
-    args = (counters.prefix, cls.key(), cls.name)  # flask-limiter's key layout
+        return None
+    counters: Counters = app.extensions[COUNTERS]
+    args = (counters.prefix, key, cls.name)  # flask-limiter's key layout
     applied = None
     for item in items:
         allowed = counters.run("hit", item, args)
@@ -237,10 +241,42 @@ def check_request() -> None:
             applied = Applied(item, stats, breached=not allowed)
         if not allowed:
             break
+    return applied
+
+
+def check_request() -> None:
+    """``before_request``: count the request against its class's limit; 429 past it."""
+    cls = endpoint_class()
+    if cls is None:
+        return
+    applied = count(current_app._get_current_object(), cls, cls.key())
+    if applied is None:
+        return
     g.rate_limit = applied
     if applied.breached:
         event("rate_limit", "exceeded", endpoint_class=cls.name, path=request.path)
         raise RateLimitExceeded()
+
+
+def count_outside_flask(app: Flask, class_name: str, key: str) -> Applied | None:
+    """:func:`count` for an answer made in front of Flask (``oauth/wellknown.py``), which
+    sends a breached request on to Flask for its 429. None when limits are off."""
+    if not app.config["RATE_LIMIT_ENABLED"]:
+        return None
+    scope = _OUTSIDE_MEMO.set({})
+    try:
+        return count(app, CLASS_BY_NAME[class_name], key)
+    finally:
+        _OUTSIDE_MEMO.reset(scope)
+
+
+def header_items(applied: Applied) -> list[tuple[str, str]]:
+    """``X-RateLimit-*`` of a counted request."""
+    return [
+        ("X-RateLimit-Limit", str(applied.item.amount)),
+        ("X-RateLimit-Remaining", str(applied.stats.remaining)),
+        ("X-RateLimit-Reset", str(int(applied.stats.reset_time))),
+    ]
 
 
 def limit_headers(response: Response) -> Response:
@@ -249,11 +285,10 @@ def limit_headers(response: Response) -> Response:
     applied: Applied | None = g.get("rate_limit")
     if applied is None:
         return response
-    reset = applied.stats.reset_time
-    response.headers["X-RateLimit-Limit"] = str(applied.item.amount)
-    response.headers["X-RateLimit-Remaining"] = str(applied.stats.remaining)
-    response.headers["X-RateLimit-Reset"] = str(int(reset))
+    for name, value in header_items(applied):
+        response.headers[name] = value
     if applied.breached and response.status_code == 429:
+        reset = applied.stats.reset_time
         response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
     return response
 
@@ -261,12 +296,19 @@ def limit_headers(response: Response) -> Response:
 # --- storage ---------------------------------------------------------------------------------
 
 
+# The memo of a request answered in front of Flask (count_outside_flask).
+_OUTSIDE_MEMO: ContextVar[dict[str, tuple[int, float]] | None] = ContextVar(
+    "rate_counter_memo", default=None
+)
+
+
 def _memo() -> dict[str, tuple[int, float]]:
     """The count and expiry (UNIX seconds) this request's own hit returned, by storage key:
-    :func:`check_request` reads both back for the X-RateLimit-* headers, which then need no
-    second and third round trip to the storage."""
+    :func:`count` reads both back for the X-RateLimit-* headers, which then need no second
+    and third round trip to the storage."""
     if not has_request_context():
-        return {}
+        memo = _OUTSIDE_MEMO.get()
+        return memo if memo is not None else {}
     request_globals = g._get_current_object()  # one proxy lookup, not three
     memo = getattr(request_globals, "rate_counter_memo", None)
     if memo is None:

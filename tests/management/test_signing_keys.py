@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from login_site.management import signing_keys
 from login_site.models import SigningKey
+from login_site.models import Tenant
 from login_site.oauth.keys import jwt_header
 from tests.management.conftest import T1
 from tests.management.conftest import T2
@@ -58,8 +59,12 @@ def test_each_key_has_a_certificate_of_its_own_public_key(api):
         assert key["thumbprint"] == sha1
         assert key["fingerprint"].replace(":", "") == sha1
         assert pkcs7.load_pem_pkcs7_certificates(key["pkcs7"].encode()) == [cert]
-        assert key["current_since"].endswith("Z")
+        assert ("current_since" in key) is not key["next"]
+        assert key.get("current_since", "Z").endswith("Z")
         assert key["revoked"] is False
+    # Auth0's model: a next key is published beside the current one before it signs.
+    assert [(k["current"], k["next"]) for k in listed] == [(True, False), (False, True)]
+    assert set(published) == {k["kid"] for k in listed}
 
 
 def test_the_certificate_is_the_same_on_every_read_and_worker(app, api, backend):
@@ -86,22 +91,40 @@ def test_unknown_or_other_tenants_key_is_404(app, api):
     assert rows(app)[t2_kid][0] == "current"
 
 
+def states(app, tenant: str = "t1") -> dict[str, list[str]]:
+    by_state: dict[str, list[str]] = {}
+    with app.extensions["login_site.sessionmaker"]() as db:
+        for key in db.execute(
+            select(SigningKey).join(Tenant).where(Tenant.name == tenant)
+        ).scalars():
+            by_state.setdefault(key.state, []).append(key.kid)
+    return by_state
+
+
 @pytest.mark.parametrize("scope", ["create:signing_keys", "update:signing_keys"])
-def test_rotation_makes_a_new_current_key_and_keeps_the_old_one_published(app, api, backend, scope):
+def test_rotation_promotes_the_published_next_key_and_keeps_the_old_one(app, api, backend, scope):
     old_token = api.token()
     old_kid = jwt_header(old_token)["kid"]
+    [next_kid] = states(app)["next"]
+    published_before = jwks_kids(api)
+    assert next_kid in published_before
     response = call(api, "POST", "/api/v2/keys/signing/rotate", api.token(scope))
     assert response.status_code == 201
     body = response.get_json()
     assert set(body) == {"cert", "kid"}
-    assert body["kid"] != old_kid
+    # The new current key is the one every JWKS fetched before the rotation already holds.
+    assert body["kid"] == next_kid != old_kid
     x509.load_pem_x509_certificate(body["cert"].encode())
-    assert rows(app)[old_kid][0] == "previous"
-    assert rows(app)[body["kid"]][0] == "current"
-    assert set(jwks_kids(api)) >= {old_kid, body["kid"]}
+    after = states(app)
+    assert after["previous"] == [old_kid] and after["current"] == [next_kid]
+    [new_next] = after["next"]
+    assert new_next not in published_before
+    assert set(jwks_kids(api)) == {old_kid, next_kid, new_next}
     listed = {k["kid"]: k for k in call(api, "GET", "/api/v2/keys/signing", old_token).json}
     assert listed[body["kid"]]["current"] and listed[body["kid"]]["cert"] == body["cert"]
     assert listed[old_kid]["previous"] and "current_until" in listed[old_kid]
+    assert listed[next_kid]["current_since"] == listed[old_kid]["current_until"]
+    assert listed[new_next]["next"] and "current_since" not in listed[new_next]
     # Tokens signed before still verify; new ones use the new key.
     assert call(api, "GET", "/api/v2/clients", old_token).status_code == 200
     assert jwt_header(api.token())["kid"] == body["kid"]
