@@ -1,7 +1,7 @@
 """OpenID Provider metadata (Discovery 1.0 §3, RFC 8414), per tenant issuer.
 
 The document depends on the issuer alone, so its bytes are made once per issuer. Most
-requests for it are answered in front of Flask (``oauth/wellknown.py``).
+requests for it are answered in front of Flask (``oauth/fastpath.py``).
 """
 
 from __future__ import annotations

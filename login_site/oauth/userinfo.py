@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g
 from flask import request
+from sqlalchemy import Row
 from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,19 +57,42 @@ def claims_for(db: Session, tenant: Tenant, token: str) -> dict:
     """Every token we issued is recorded by hash, JWT ones too, so one lookup
     decides: an ID token or another tenant's token finds no row. The token's user comes
     with it, in the same query."""
+    row = token_row(db, tenant.id, token)
+    if row is None:
+        raise InvalidToken("Invalid or expired access token.")
+    g.cors_client_pk = row.client_pk
+    if not row_has_user(row):
+        raise InvalidToken("Invalid or expired access token.")
+    return tokens.user_claims(row, row.scope)
+
+
+def token_row(db: Session, tenant_id: str, token: str) -> Row | None:
+    """The live ``openid`` access token of this tenant, with its user's columns (``user_id``
+    None if the user is gone), else None."""
     # On the session's connection: plain columns need nothing of the ORM's execution layer.
     hashed = sha256_hex(token)
     row = db.connection().execute(_TOKEN_WITH_USER, {"token_hash": hashed}).one_or_none()
     if (
         row is None
-        or row.tenant_id != tenant.id
+        or row.tenant_id != tenant_id
         or row.revoked_at is not None
         or row.expires_at <= utcnow()
         or row.user_pk is None
         or "openid" not in row.scope.split()
     ):
-        raise InvalidToken("Invalid or expired access token.")
-    g.cors_client_pk = row.client_pk
-    if row.user_id is None or row.blocked:  # no such user (outer join) or blocked
-        raise InvalidToken("Invalid or expired access token.")
+        return None
+    return row
+
+
+def row_has_user(row: Row) -> bool:
+    """The token's user exists (outer join) and is not blocked."""
+    return row.user_id is not None and not row.blocked
+
+
+def answer_outside_flask(db: Session, tenant_id: str, token: str) -> dict | None:
+    """The claims for a request answered in front of Flask (``oauth/fastpath.py``), or None
+    for anything but a valid token of a user who may sign in: Flask then gives the error."""
+    row = token_row(db, tenant_id, token)
+    if row is None or not row_has_user(row):
+        return None
     return tokens.user_claims(row, row.scope)

@@ -17,10 +17,10 @@ from login_site.db import get_db
 from login_site.events import event
 from login_site.login import flow
 from login_site.oauth import discovery as openid
+from login_site.oauth import fastpath
 from login_site.oauth import keys
 from login_site.oauth import logout
 from login_site.oauth import userinfo
-from login_site.oauth import wellknown
 from login_site.oauth.server import authorization_server
 from login_site.oauth.server import revocation_response
 from login_site.tenancy import current_tenant
@@ -49,7 +49,7 @@ def userinfo_endpoint():
 
 @bp.get("/.well-known/openid-configuration")
 def discovery():
-    """Reached when :class:`~login_site.oauth.wellknown.WellKnownAnswer` passes the request on."""
+    """Reached when :class:`~login_site.oauth.fastpath.FastPath` passes the request on."""
     response = Response(openid.document(issuer()), mimetype="application/json")
     response.headers["Cache-Control"] = openid.CACHE_CONTROL
     return response
@@ -58,10 +58,10 @@ def discovery():
 @bp.get("/.well-known/jwks.json")
 def jwks():
     """Read only: tenants get their first keys on import (``tenant_config.apply``). Reached
-    when :class:`~login_site.oauth.wellknown.WellKnownAnswer` passes the request on."""
+    when :class:`~login_site.oauth.fastpath.FastPath` passes the request on."""
     document = keys.jwks_document(current_app, get_db(), current_tenant())
     response = Response(document, mimetype="application/json")
-    response.headers["Cache-Control"] = wellknown.JWKS_CACHE_CONTROL
+    response.headers["Cache-Control"] = fastpath.JWKS_CACHE_CONTROL
     return response
 
 

@@ -141,7 +141,11 @@ def by_access_token() -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         token = _body_field("access_token")
-    return f"{_tenant()}:{sha256_hex(token.strip())[:32]}" if token else by_ip()
+    return token_key(_tenant(), token.strip()) if token else by_ip()
+
+
+def token_key(tenant_id: str, token: str) -> str:
+    return f"{tenant_id}:{sha256_hex(token)[:32]}"
 
 
 # --- endpoint classes ------------------------------------------------------------------------
@@ -244,12 +248,19 @@ def count(app: Flask, cls: EndpointClass, key: str) -> Applied | None:
     return applied
 
 
+# Where an answer made in front of Flask leaves its count when it passes the request on.
+COUNTED = "login_site.rate_limit_counted"
+
+
 def check_request() -> None:
-    """``before_request``: count the request against its class's limit; 429 past it."""
+    """``before_request``: count the request against its class's limit (unless counted in
+    front of Flask already); 429 past it."""
     cls = endpoint_class()
     if cls is None:
         return
-    applied = count(current_app._get_current_object(), cls, cls.key())
+    applied = request.environ.get(COUNTED) or count(
+        current_app._get_current_object(), cls, cls.key()
+    )
     if applied is None:
         return
     g.rate_limit = applied
@@ -259,8 +270,8 @@ def check_request() -> None:
 
 
 def count_outside_flask(app: Flask, class_name: str, key: str) -> Applied | None:
-    """:func:`count` for an answer made in front of Flask (``oauth/wellknown.py``), which
-    sends a breached request on to Flask for its 429. None when limits are off."""
+    """:func:`count` for an answer made in front of Flask (``oauth/fastpath.py``). None when
+    limits are off."""
     if not app.config["RATE_LIMIT_ENABLED"]:
         return None
     scope = _OUTSIDE_MEMO.set({})
