@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -349,9 +350,46 @@ return {current, redis.call("pttl", KEYS[1])}
         self.lua_incr_expire_ttl = self.get_connection().register_script(
             self.SCRIPT_INCR_EXPIRE_TTL
         )
+        self._own = threading.local()
+
+    def _incr_expire_ttl(self, key: str, expiry: int, amount: int) -> list[int]:
+        """The script, on a connection of this thread's own. Through the client, every
+        command checks a connection out of redis-py's pool (polling it for stray data) and
+        back in, and goes through the script and retry wrappers: as much CPU again as the
+        command itself, on every limited request. A thread runs one request at a time, so a
+        connection per thread (gunicorn's few threads per worker) is never shared. A
+        connection found closed (Redis restarted, an idle timeout) is replaced once, as
+        redis-py's client would; a second failure or a timeout reaches :class:`Counters`,
+        which falls back to memory as for any Redis error."""
+        redis = self.dependency
+        connection = getattr(self._own, "connection", None)
+        if connection is None:
+            pool = self.get_connection().connection_pool
+            connection = self._own.connection = pool.connection_class(**pool.connection_kwargs)
+        try:
+            return self._run_script(connection, key, expiry, amount)
+        except redis.TimeoutError:
+            connection.disconnect()  # its answer may still come: never read it later
+            raise
+        except redis.ConnectionError:
+            connection.disconnect()  # found closed: once more, on a new connection
+        try:
+            return self._run_script(connection, key, expiry, amount)
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            raise
+
+    def _run_script(self, connection, key: str, expiry: int, amount: int) -> list[int]:
+        script = self.lua_incr_expire_ttl
+        try:
+            connection.send_command("EVALSHA", script.sha, 1, key, expiry, amount)
+            return connection.read_response()
+        except self.dependency.exceptions.NoScriptError:  # Redis restarted or flushed
+            connection.send_command("EVAL", script.script, 1, key, expiry, amount)
+            return connection.read_response()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count, ttl_ms = self.lua_incr_expire_ttl([self.prefixed_key(key)], [expiry, amount])
+        count, ttl_ms = self._incr_expire_ttl(self.prefixed_key(key), expiry, amount)
         now = time.time()
         _memo()[key] = (int(count), now + (ttl_ms / 1000 if ttl_ms >= 0 else expiry))
         return int(count)

@@ -410,6 +410,28 @@ def test_a_limited_request_costs_one_redis_round_trip(redis_app):
     assert redis_commands(prefix, lambda: get(client, "/authorize")) == []
 
 
+def test_the_counter_survives_a_script_flush_and_a_dropped_connection(redis_app, caplog):
+    """Each thread counts on a connection of its own (ratelimit.CountingRedisStorage): a
+    flushed script is sent again and a connection Redis closed is replaced, without falling
+    back to memory."""
+    app, prefix = redis_app
+    caplog.set_level(logging.WARNING)
+    app.config["RATE_LIMIT_JWKS"] = "4/hour"
+    client = app.test_client()
+    assert get(client, JWKS).status_code == 200
+    admin = redis.Redis.from_url(REDIS_URL)
+    admin.script_flush()
+    assert_limit_headers(get(client, JWKS), 4, 2)
+    storage = app.extensions[ratelimit.COUNTERS].primary.storage
+    host, port = storage._own.connection._sock.getsockname()[:2]
+    assert admin.client_kill(f"{host}:{port}")
+    assert_limit_headers(get(client, JWKS), 4, 1)
+    assert storage._own.connection._sock.getsockname()[1] != port  # a new connection
+    assert get(client, JWKS).status_code == 200
+    assert get(client, JWKS).status_code == 429  # every hit was counted in Redis
+    assert not [r for r in caplog.records if r.name == "login_site.ratelimit"]
+
+
 def _closed_port() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
