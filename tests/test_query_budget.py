@@ -7,12 +7,15 @@ import sqlalchemy as sa
 
 from login_site import db
 from login_site.models import Tenant
+from tests.conftest import ALICE
 from tests.conftest import T1
 from tests.conftest import authorize_params
 from tests.conftest import basic
 from tests.conftest import login_code
 from tests.conftest import query_of
 from tests.conftest import redeem
+from tests.conftest import start_login
+from tests.conftest import submit_login
 
 M2M = ("m2m", "m2m-secret-0123456789abcdefghijklmnop")
 
@@ -82,6 +85,21 @@ def test_authorize_with_a_session_statement_budget(backend, app, client):
         code_from_session(client)
     # The tenant and client are cached: the session, then the code.
     assert counter.statements == ["SELECT", "INSERT"], counter.statements
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_password_login_statement_budget(backend, app, client):
+    page, state = start_login(client)
+    with StatementCounter(app.extensions["login_site.engine"]) as counter:
+        response = submit_login(client, page, state, *ALICE)
+    assert response.status_code == 302
+    # The transaction, the enabled connections, brute-force state, the credential with its
+    # identity and user (one joined query), then the writes: the user's login count, the
+    # session, the security event, the transaction's end and the code. The login view
+    # takes the user from the strategy: no second lookup by identity.
+    selects = [s for s in counter.statements if s == "SELECT"]
+    assert len(selects) == 4, counter.statements
+    assert len(counter.statements) <= 10, counter.statements
 
 
 SDK_WEB = ("sdk-web", "sdk-web-secret-0123456789abcdefghijklm")

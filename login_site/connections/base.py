@@ -18,6 +18,7 @@ from typing import runtime_checkable
 from login_site.models import Connection
 from login_site.models import Identity
 from login_site.models import LoginTransaction
+from login_site.models import User
 
 # Auth0 strategy names by kind (management-api.md). Kind drives the login page layout.
 DATABASE_STRATEGIES = ("auth0",)
@@ -88,6 +89,9 @@ class Profile:
     raw: dict[str, Any] = field(default_factory=dict)
     # Upstream tokens go to the vault, never to clients.
     upstream_tokens: dict[str, Any] = field(default_factory=dict)
+    # The local user, when the strategy found it itself (database connections): the login
+    # view then needs no lookup by identity.
+    local_user: User | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,11 @@ class DatabaseStrategy:
     def complete(
         self, conn: Connection, tx: LoginTransaction | None, data: Mapping[str, str]
     ) -> Profile:
-        user = authenticate(get_db(), conn, data.get("username") or "", data.get("password") or "")
-        identity = next(i for i in user.identities if i.connection_id == conn.id)
-        return self.profile(conn, _user_claims(user, identity))
+        identifier, password = data.get("username") or "", data.get("password") or ""
+        identity = authenticated_identity(get_db(), conn, identifier, password)
+        profile = self.profile(conn, _user_claims(identity.user, identity))
+        profile.local_user = identity.user
+        return profile
 
     def profile(self, conn: Connection, raw: Mapping[str, Any]) -> Profile:
         return Profile(
@@ -95,7 +97,15 @@ class DatabaseStrategy:
 def authenticate(
     db, conn: Connection, identifier: str, password: str, *, ip: str | None = None
 ) -> User:
-    """The user for these credentials, or :class:`LoginFailed`. Always one argon2
+    """The user for these credentials (:func:`authenticated_identity`)."""
+    return authenticated_identity(db, conn, identifier, password, ip=ip).user
+
+
+def authenticated_identity(
+    db, conn: Connection, identifier: str, password: str, *, ip: str | None = None
+) -> Identity:
+    """The user's identity of this connection for these credentials, with its user loaded,
+    or :class:`LoginFailed`. Always one argon2
     verification, also for unknown users (no timing oracle); the blocked check comes
     after the password, so a wrong password looks the same for every account.
     Brute-force protection comes first: a blocked identifier and IP (``ip``: the
@@ -126,7 +136,7 @@ def authenticate(
     bruteforce.record_success(db, guard)
     if passwords.needs_rehash(credential.password_hash):
         credential.password_hash = passwords.hash_password(password)
-    return user
+    return credential.identity
 
 
 def _user_claims(user: User, identity: Identity) -> dict[str, Any]:

@@ -337,7 +337,7 @@ def login_submit():
         return _render(
             tx, areq, screen="login", status=status, error=message, identifier=identifier
         )
-    user = accounts.user_for_identity(db, conn, profile.user_id)
+    user = profile.local_user or accounts.user_for_identity(db, conn, profile.user_id)
     return finish_login(tx, areq, user, conn.name)
 
 
