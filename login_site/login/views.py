@@ -124,8 +124,7 @@ def _continue(areq, record, tx=None):
         tx_id = tx.id if tx is not None else _new_transaction(areq)
         return redirect(url_for("login.consent_page", state=tx_id), code=302)
     if tx is not None:
-        tx.completed_at = utcnow()
-        db.commit()
+        tx.completed_at = utcnow()  # committed with the code: complete only if it was issued
     return flow.finish(areq, record)
 
 
