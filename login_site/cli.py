@@ -109,8 +109,8 @@ def keys_rotate(tenant_name: str) -> None:
     from sqlalchemy import select
 
     from login_site.db import session_scope
+    from login_site.management.signing_keys import rotate
     from login_site.models import Tenant
-    from login_site.oauth.keys import rotate
     from login_site.vault import keyring
 
     app = current_app._get_current_object()
@@ -121,9 +121,7 @@ def keys_rotate(tenant_name: str) -> None:
         if tenant is None:
             click.echo(f"error: no tenant named {tenant_name}", err=True)
             sys.exit(1)
-        config = current_app.config
-        longest = max(config["ID_TOKEN_TTL_SECONDS"], config["ACCESS_TOKEN_TTL_SECONDS"])
-        key = rotate(session, tenant, keyring(), keep_seconds=longest)
+        key = rotate(session, tenant, keyring(), current_app.config)
         click.echo(f"new current key {key.kid}")
 
 

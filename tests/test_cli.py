@@ -1,6 +1,9 @@
 """The ``login-site`` command: schema, import, export, key rotation."""
 
 import json
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -63,6 +66,30 @@ def test_keys_rotate_keeps_the_previous_key_published(env):
         states = sorted(conn.execute(sa.select(SigningKey.state)).scalars())
     engine.dispose()
     assert states == ["current", "next", "previous"]
+
+
+def test_keys_rotate_keeps_a_previous_key_as_long_as_the_tenants_api_tokens_live(env):
+    """A previous key is retired only once every token it may have signed has expired: the
+    tenant's APIs issue access tokens for up to token_lifetime, longer than ID tokens."""
+    api = "  - {name: Long, identifier: https://l.test/, token_lifetime: 200000}\n"
+    (env / "tenant.yaml").write_text(f"{TENANT}resourceServers:\n{api}")
+    assert run("db", "upgrade").exit_code == 0
+    assert run("import", str(env / "tenant.yaml")).exit_code == 0
+    assert run("keys", "rotate", "--tenant", "cli").exit_code == 0
+    engine = sa.create_engine(f"sqlite:///{env / 'cli.db'}")
+    previous = SigningKey.__table__.c.state == "previous"
+    with engine.begin() as conn:
+        # Rotated 2 days ago: past the ID and access token lifetimes, within the API's.
+        conn.execute(
+            SigningKey.__table__.update()
+            .where(previous)
+            .values(rotated_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    assert run("keys", "rotate", "--tenant", "cli").exit_code == 0
+    with engine.connect() as conn:
+        states = sorted(conn.execute(sa.select(SigningKey.state)).scalars())
+    engine.dispose()
+    assert states == ["current", "next", "previous", "previous"]
 
 
 M2M_TENANT = """
