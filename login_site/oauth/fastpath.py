@@ -11,6 +11,7 @@ answer or more (docs/architecture.md, Performance).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger("login_site.fastpath")
 
 JWKS_PATH = "/.well-known/jwks.json"
 JWKS_CACHE_CONTROL = "public, max-age=300"
@@ -55,9 +58,9 @@ class FastPath:
     bearer token in the header, no ``Origin`` (CORS is Flask's) and a live token of a user
     who may sign in. Both count their rate limit here, in the same storage and under the
     same key as Flask, and hand the count on to Flask (``ratelimit.COUNTED``) when they pass
-    the request on. Everything else (an unknown host's 404, any error, a request over its
-    limit, the first request of each tenant-cache period) goes on to Flask. The answers are
-    Flask's own, header for header: the tests compare both."""
+    the request on. Everything else (an unknown host's 404, any error or failing dependency,
+    a request over its limit, the first request of each tenant-cache period) goes on to
+    Flask. The answers are Flask's own, header for header: the tests compare both."""
 
     def __init__(self, app: Flask, wsgi_app: WSGIApplication):
         self.app = app
@@ -81,7 +84,11 @@ class FastPath:
         if tenant is None:
             return self.wsgi_app(environ, start_response)
         scheme = environ["wsgi.url_scheme"]
-        answered = answer(environ, tenant, scheme, host)
+        try:
+            answered = answer(environ, tenant, scheme, host)
+        except Exception:  # a failing dependency (the database): Flask answers, or errs its way
+            log.debug("fast path for %s passed to Flask", environ.get("PATH_INFO"), exc_info=True)
+            answered = None
         if answered is None:
             return self.wsgi_app(environ, start_response)
         body, own, cors = answered

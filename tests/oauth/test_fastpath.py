@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from login_site import tenancy
 from login_site.db import utcnow
@@ -22,6 +23,7 @@ from login_site.models import User
 from login_site.oauth import discovery
 from login_site.oauth import fastpath
 from login_site.oauth import keys
+from login_site.oauth import userinfo as userinfo_module
 from login_site.security.secrets import sha256_hex
 from login_site.vault import Keyring
 from tests.conftest import T1
@@ -375,3 +377,19 @@ def test_userinfo_is_counted_once_whoever_answers_and_refused_past_its_limit(app
         assert userinfo(bare, "nope").headers["X-RateLimit-Remaining"] == "2"
     finally:
         limited.extensions["login_site.engine"].dispose()
+
+
+def test_a_failing_database_in_the_shortcut_leaves_the_answer_to_flask(
+    app, client, flask_calls, monkeypatch
+):
+    token = access_token(client)
+    bare = app.test_client(use_cookies=False)
+
+    def database_down(*_args):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(userinfo_module, "answer_outside_flask", database_down)
+    calls = len(flask_calls)
+    response = userinfo(bare, token)
+    assert response.status_code == 200 and response.json["sub"].startswith("auth0|")
+    assert len(flask_calls) == calls + 1
