@@ -28,6 +28,7 @@ from login_site.errors import register_error_handlers
 from login_site.i18n import N_
 from login_site.login import flow
 from login_site.oauth import fastpath
+from login_site.oauth import keys
 from login_site.oauth.server import setup_oauth
 from login_site.security import bruteforce
 from login_site.security import cors
@@ -77,6 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     setup_oauth(app)
     register_error_handlers(app)
     _register_blueprints(app)
+    keys.init_app(app)
     fastpath.init_app(app)
     _setup_proxy(app)  # outermost: every layer sees the forwarded scheme and host
     return app

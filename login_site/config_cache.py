@@ -6,8 +6,7 @@ Every token request and every ``/authorize`` needs its client, most need an API 
 admin edits them, not per request. Each change to a tenant's clients, APIs, client grants or
 signing keys bumps its ``config_version`` in the same transaction (the listeners below, for
 ORM flushes and bulk statements alike), so an entry read under an older version is never
-served again. The
-version itself is read with the tenant, through the tenant cache (at most
+served again. The version itself is read with the tenant, through the tenant cache (at most
 ``TENANT_CACHE_SECONDS`` late on the other workers; at once on the worker that wrote it):
 docs/architecture.md, Performance.
 

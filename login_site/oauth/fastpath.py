@@ -130,8 +130,7 @@ class FastPath:
         return body, [("Cache-Control", JWKS_CACHE_CONTROL), *limit], False
 
     def _userinfo(self, environ: WSGIEnvironment, tenant: Tenant, _scheme, _host) -> Answer | None:
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        token = userinfo.bearer_of(environ.get("HTTP_AUTHORIZATION", ""))
         if not token or len(token) > userinfo.MAX_TOKEN_LENGTH or "HTTP_ORIGIN" in environ:
             return None
         limit = self._count(environ, "userinfo", ratelimit.token_key(tenant.id, token))
@@ -149,5 +148,4 @@ def init_app(app: Flask) -> None:
     """After ``tenancy.init_app`` and ``ratelimit.init_app``, and before ProxyFix wraps
     ``app.wsgi_app``: the scheme, host and address read here are the ones Flask's request
     would see."""
-    keys.init_app(app)
     app.wsgi_app = FastPath(app, app.wsgi_app)

@@ -151,8 +151,7 @@ def signer(db: Session, tenant: Tenant, ring: Keyring) -> tuple[str, RSAKey]:
         return cached[1], cached[2]
     key = current_key(db, tenant.id)
     if key is None:
-        ensure_signing_keys(db, tenant, ring)  # not committed yet: not cached
-        key = current_key(db, tenant.id)
+        key = ensure_signing_keys(db, tenant, ring)[0]  # the current key; not committed: not cached
         return key.kid, private_key(key, ring)
     parsed = private_key(key, ring)
     signers[tenant.id] = (now + SIGNER_CACHE_SECONDS, key.kid, parsed)

@@ -21,9 +21,13 @@ from login_site.security.secrets import sha256_hex
 MAX_TOKEN_LENGTH = 8192
 
 
+def bearer_of(header: str) -> str:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), else ""."""
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
 def bearer_token() -> str:
-    header = request.headers.get("Authorization", "")
-    from_header = header[7:].strip() if header[:7].lower() == "bearer " else None
+    from_header = bearer_of(request.headers.get("Authorization", ""))
     from_body = request.form.get("access_token") if request.method == "POST" else None
     if from_header and from_body:
         raise InvalidRequest("Send the access token in one place only.")
