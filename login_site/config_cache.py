@@ -1,20 +1,24 @@
-"""Clients, APIs and client grants as each worker last read them, keyed by the stored
-``tenants.config_version`` (STYLE: a local cache only when keyed by a stored version).
+"""Clients, APIs, client grants and each client's enabled connections as each worker last
+read them, keyed by the stored ``tenants.config_version`` (STYLE: a local cache only when
+keyed by a stored version).
 
-Every token request and every ``/authorize`` needs its client, most need an API and
-``client_credentials`` a client grant. Those rows are configuration: they change when an
-admin edits them, not per request. Each change to a tenant's clients, APIs, client grants or
-signing keys bumps its ``config_version`` in the same transaction (the listeners below, for
-ORM flushes and bulk statements alike), so an entry read under an older version is never
-served again. The version itself is read with the tenant, through the tenant cache (at most
-``TENANT_CACHE_SECONDS`` late on the other workers; at once on the worker that wrote it):
-docs/architecture.md, Performance.
+Every token request and every ``/authorize`` needs its client, most need an API,
+``client_credentials`` a client grant, and every login page and login form the connections
+enabled for the client. Those rows are configuration: they change when an admin edits them,
+not per request. Each change to a tenant's clients, APIs, client grants, connections (their
+enabled clients included) or signing keys bumps its ``config_version`` in the same
+transaction (the listeners below, for ORM flushes and bulk statements alike), so an entry
+read under an older version is never served again. The version itself is read with the
+tenant, through the tenant cache (at most ``TENANT_CACHE_SECONDS`` late on the other workers;
+at once on the worker that wrote it): docs/architecture.md, Performance.
 
 Callers get a fresh detached instance per lookup, built from the cached column values (JSON
 columns decoded anew), so no request can change what another one sees. The instances are
-read-only snapshots: code that edits a client loads it with its own query. Misses are not
+read-only snapshots: code that edits a client or a connection loads it with its own query
+(a snapshot's relationships, such as ``Connection.enabled``, are not loaded). Misses are not
 cached (an unknown ``client_id`` costs its query every time) and the cache holds at most
-``MAX_ENTRIES`` rows, so arbitrary ids cannot grow it.
+``MAX_ENTRIES`` entries, so arbitrary ids cannot grow it (a client's connections are keyed by
+a client that exists).
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import lazyload
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from login_site.models import Client
 from login_site.models import ClientGrant
+from login_site.models import Connection
+from login_site.models import ConnectionClient
 from login_site.models import ResourceServer
 from login_site.models import SigningKey
 from login_site.models import Tenant
@@ -43,7 +51,7 @@ from login_site.models import Tenant
 EXTENSION = "login_site.config_cache"
 MAX_ENTRIES = 4096
 # Signing keys too: a tenant's JWKS document is kept under the same version (oauth/keys.py).
-_WATCHED = (Client, ResourceServer, ClientGrant, SigningKey)
+_WATCHED = (Client, ResourceServer, ClientGrant, SigningKey, Connection, ConnectionClient)
 _WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED)
 
 _CLIENT = select(Client).where(
@@ -60,6 +68,17 @@ _GRANT = select(ClientGrant).where(
     ClientGrant.tenant_id == bindparam("tenant_id"),
     ClientGrant.client_pk == bindparam("client_pk"),
     ClientGrant.audience == bindparam("key"),
+)
+_ENABLED_CONNECTIONS = (
+    select(Connection)
+    .join(ConnectionClient, ConnectionClient.connection_id == Connection.id)
+    .where(
+        Connection.tenant_id == bindparam("tenant_id"),
+        ConnectionClient.client_pk == bindparam("key"),
+    )
+    .order_by(Connection.created_at, Connection.name)
+    # Enabled for this client by the join: the other clients are not read.
+    .options(lazyload(Connection.enabled))
 )
 
 
@@ -97,18 +116,28 @@ class ConfigCache:
         self._entries: dict[tuple, tuple[int, _Snapshot]] = {}
 
     def get(self, db: Session, tenant: Tenant, statement, key: tuple, params: dict) -> Any:
+        """The one row ``statement`` finds, or None (not kept)."""
+        snapshots = self._snapshots(db, tenant, statement, key, params, every=False)
+        return snapshots[0].instance() if snapshots else None
+
+    def get_all(self, db: Session, tenant: Tenant, statement, key: tuple, params: dict) -> list:
+        """Every row ``statement`` finds, in its order (none is kept too)."""
+        return [s.instance() for s in self._snapshots(db, tenant, statement, key, params, True)]
+
+    def _snapshots(self, db, tenant, statement, key, params, every: bool) -> tuple[_Snapshot, ...]:
         version = tenant.config_version
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
-            return entry[1].instance()
-        row = db.execute(statement, {"tenant_id": tenant.id, **params}).scalar_one_or_none()
-        if row is None:
-            return None
+            return entry[1]
+        result = db.execute(statement, {"tenant_id": tenant.id, **params}).scalars()
+        rows = result.all() if every else [row for row in (result.one_or_none(),) if row]
+        if not rows and not every:
+            return ()
         if len(self._entries) >= self.max_entries:
             self._entries = {}
-        snapshot = _Snapshot(row)
-        self._entries[key] = (version, snapshot)
-        return snapshot.instance()
+        snapshots = tuple(_Snapshot(row) for row in rows)
+        self._entries[key] = (version, snapshots)
+        return snapshots
 
     def clear(self) -> None:
         self._entries = {}
@@ -144,6 +173,13 @@ def client_grant(db: Session, tenant: Tenant, client: Client, audience: str) -> 
     )
 
 
+def enabled_connections(db: Session, tenant: Tenant, client: Client) -> list[Connection]:
+    """The tenant's connections enabled for ``client``, oldest first."""
+    return _cache().get_all(
+        db, tenant, _ENABLED_CONNECTIONS, ("connections", tenant.id, client.id), {"key": client.id}
+    )
+
+
 def _bump(session: Session, tenant_ids: set[str] | None) -> None:
     """``config_version + 1`` for these tenants (all of them when None), in the session's
     transaction. An ORM statement, so the tenant cache forgets them too (tenancy.py)."""
@@ -153,13 +189,28 @@ def _bump(session: Session, tenant_ids: set[str] | None) -> None:
     session.execute(statement, execution_options={"synchronize_session": False})
 
 
+def _tenants_of(session: Session, rows: list) -> set[str] | None:
+    """The tenants these watched rows belong to; None (every tenant) when one of them cannot
+    be told without a query."""
+    tenant_ids = set()
+    for row in rows:
+        if isinstance(row, ConnectionClient):  # no tenant column: its connection's
+            row = session.identity_map.get(identity_key(Connection, row.connection_id))
+            if row is None:
+                return None
+        if row.tenant_id:
+            tenant_ids.add(row.tenant_id)
+    return tenant_ids
+
+
 def _bump_on_flush(session: Session, _flush_context) -> None:
-    tenant_ids = {
-        obj.tenant_id
-        for obj in chain(session.new, session.dirty, session.deleted)
-        if isinstance(obj, _WATCHED) and obj.tenant_id
-    }
-    if tenant_ids:
+    rows = [
+        o for o in chain(session.new, session.dirty, session.deleted) if isinstance(o, _WATCHED)
+    ]
+    if not rows:
+        return
+    tenant_ids = _tenants_of(session, rows)
+    if tenant_ids is None or tenant_ids:
         _bump(session, tenant_ids)
 
 

@@ -1,5 +1,5 @@
-"""Each worker's copy of clients, APIs and client grants, keyed by ``tenants.config_version``
-(login_site/config_cache.py; docs/architecture.md, Performance)."""
+"""Each worker's copy of clients, APIs, client grants and enabled connections, keyed by
+``tenants.config_version`` (login_site/config_cache.py; docs/architecture.md, Performance)."""
 
 import pytest
 import sqlalchemy as sa
@@ -8,11 +8,14 @@ from login_site import config_cache
 from login_site import tenancy
 from login_site.models import Client
 from login_site.models import ClientGrant
+from login_site.models import Connection
+from login_site.models import ConnectionClient
 from login_site.models import Tenant
 from login_site.vault import keyring
 from tests.conftest import T1
 from tests.conftest import basic
 from tests.conftest import make_app
+from tests.conftest import start_login
 from tests.test_tenancy import Clock
 from tests.test_tenancy import reads_of
 
@@ -137,3 +140,63 @@ def test_every_lookup_gets_its_own_copy(app, client):
         assert "password" not in second.grant_types
         assert "scribbled" not in second.extra
         assert first is not second
+
+
+def login_page(client) -> str:
+    page, _state = start_login(client)  # the client "web" of t1
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def connection_reads(app, make_request) -> int:
+    return reads_of(app, make_request, "connections", "connection_clients")
+
+
+def t1_ids(session, connection: str, client_id: str) -> tuple[str, str]:
+    """(Connection.id, Client.id) of t1's connection and client."""
+    t1 = session.scalars(sa.select(Tenant).where(Tenant.name == "t1")).one()
+    conn = session.scalars(
+        sa.select(Connection).where(Connection.tenant_id == t1.id, Connection.name == connection)
+    ).one()
+    app_client = session.scalars(
+        sa.select(Client).where(Client.tenant_id == t1.id, Client.client_id == client_id)
+    ).one()
+    return conn.id, app_client.id
+
+
+def test_the_login_page_reads_the_enabled_connections_once_per_version(backend, app, client):
+    assert connection_reads(app, lambda: login_page(client)) == 1
+    for _ in range(2):
+        assert connection_reads(app, lambda: login_page(client)) == 0
+
+
+def test_enabling_and_disabling_a_connection_is_seen_at_once(backend, app, client, db):
+    """As the Management API and ``login-site import`` do it: the connection's list."""
+    assert "widget-email" not in login_page(client)
+    conn_id, web_pk = t1_ids(db, "widget-email", "web")
+    before = versions(app)
+    conn = db.get(Connection, conn_id)
+    conn.enabled = [*conn.enabled, ConnectionClient(connection_id=conn_id, client_pk=web_pk)]
+    db.commit()
+    assert versions(app) == {**before, "t1": before["t1"] + 1}  # only the tenant that changed
+    assert "widget-email" in login_page(client)
+    conn.enabled = [row for row in conn.enabled if row.client_pk != web_pk]
+    db.commit()
+    assert "widget-email" not in login_page(client)
+
+
+def test_a_link_row_written_without_its_connection_bumps_every_tenant(backend, app, client, db):
+    """A ``connection_clients`` row names no tenant: without its connection at hand, or in a
+    bulk statement, every tenant's copies go."""
+    conn_id, web_pk = t1_ids(db, "widget-email", "web")
+    assert "widget-email" not in login_page(client)
+    db.expunge_all()
+    before = versions(app)
+    db.add(ConnectionClient(connection_id=conn_id, client_pk=web_pk))
+    db.commit()
+    assert all(versions(app)[name] == before[name] + 1 for name in before)
+    assert "widget-email" in login_page(client)
+    db.execute(sa.delete(ConnectionClient).where(ConnectionClient.client_pk == web_pk))
+    db.commit()
+    assert "widget-email" not in login_page(client)
+    assert "No sign-in method is enabled for this application" in login_page(client)

@@ -43,7 +43,9 @@ def load_user(user_id: str) -> User | None:
 
 def establish(user: User, connection: str) -> LoginSession:
     """A new server-side session with a new id: nothing from before login survives
-    in the cookie except the browser binding of pending transactions (no fixation)."""
+    in the cookie except the browser binding of pending transactions (no fixation).
+    Written but not committed: the caller commits it with what the login leads to (the code,
+    or the way to the consent screen), so a login costs one commit."""
     db = get_db()
     sessions.revoke(db, session.get(SESSION_KEY))
     binding = session.get(BROWSER_KEY)
@@ -60,7 +62,7 @@ def establish(user: User, connection: str) -> LoginSession:
         user_agent=request.headers.get("User-Agent"),
     )
     accounts.record_login(user, request.remote_addr)
-    db.commit()
+    db.flush()
     session[SESSION_KEY] = raw
     session.permanent = False
     login_user(user)

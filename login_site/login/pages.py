@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm import lazyload
 
+from login_site import config_cache
 from login_site.connections.base import Button
 from login_site.connections.base import get_strategy
 from login_site.connections.base import kind_of
 from login_site.models import Client
 from login_site.models import Connection
-from login_site.models import ConnectionClient
 from login_site.models import Tenant
 
 
@@ -24,23 +22,11 @@ class Offer:
     button: Button
 
 
-def enabled_connections(db: Session, tenant: Tenant, client: Client) -> list[Connection]:
-    return list(
-        db.execute(
-            select(Connection)
-            .join(ConnectionClient, ConnectionClient.connection_id == Connection.id)
-            .where(Connection.tenant_id == tenant.id, ConnectionClient.client_pk == client.id)
-            .order_by(Connection.created_at, Connection.name)
-            # Enabled for this client by the join: the other clients are read only if asked.
-            .options(lazyload(Connection.enabled))
-        ).scalars()
-    )
-
-
 def offers(db: Session, tenant: Tenant, client: Client, only: str | None = None) -> list[Offer]:
-    """Connections to show: enabled for the client and implemented (no dead buttons)."""
+    """Connections to show: enabled for the client and implemented (no dead buttons). Their
+    rows are read-only snapshots (``config_cache``)."""
     result = []
-    for conn in enabled_connections(db, tenant, client):
+    for conn in config_cache.enabled_connections(db, tenant, client):
         if only and conn.name != only:
             continue
         strategy = get_strategy(conn.strategy)

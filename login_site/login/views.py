@@ -119,6 +119,7 @@ def _continue(areq, record, tx=None):
     """After authentication: the consent screen when needed, else the code."""
     db = get_db()
     if consent.needed(db, areq.client, record.user_pk, areq.scope, areq.audience, areq.prompt):
+        db.commit()  # a session just established stands, whatever the consent
         if "none" in areq.prompt:
             raise RedirectError(areq.target, ConsentRequired("Consent required."), issuer())
         tx_id = tx.id if tx is not None else _new_transaction(areq)
