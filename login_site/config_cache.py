@@ -113,7 +113,7 @@ class _Snapshot:
 class ConfigCache:
     def __init__(self, max_entries: int = MAX_ENTRIES):
         self.max_entries = max_entries
-        self._entries: dict[tuple, tuple[int, _Snapshot]] = {}
+        self._entries: dict[tuple, tuple[int, tuple[_Snapshot, ...]]] = {}
 
     def get(self, db: Session, tenant: Tenant, statement, key: tuple, params: dict) -> Any:
         """The one row ``statement`` finds, or None (not kept)."""
@@ -130,7 +130,7 @@ class ConfigCache:
         if entry is not None and entry[0] == version:
             return entry[1]
         result = db.execute(statement, {"tenant_id": tenant.id, **params}).scalars()
-        rows = result.all() if every else [row for row in (result.one_or_none(),) if row]
+        rows = result.all() if every else [r for r in (result.one_or_none(),) if r is not None]
         if not rows and not every:
             return ()
         if len(self._entries) >= self.max_entries:
